@@ -1,0 +1,60 @@
+//! The `kuberhealthy` command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kuberhealthy::config::{self, ConfigFile, RunArgs, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "kuberhealthy",
+    version,
+    about = "A highly available, Kuberhealthy v2 compatible health-check operator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a controller replica.
+    Run(Box<RunArgs>),
+    /// Print the KuberhealthyCheck, KuberhealthyJob and KuberhealthyState CRDs as YAML.
+    Crd,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", kuberhealthy::crd::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => match run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kuberhealthy: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let file = ConfigFile::load(args.config.as_deref())?;
+    let sa_namespace = std::fs::read_to_string(config::SERVICE_ACCOUNT_NAMESPACE_PATH).ok();
+    let settings = Settings::resolve(&args, &file, sa_namespace)?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&settings)?);
+        return Ok(());
+    }
+    kuberhealthy::logging::init(settings.log_level, settings.log_format);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(pod = %settings.pod_name, namespace = %settings.pod_namespace, "configuration loaded");
+    anyhow::bail!(
+        "the controller is not built yet: `kuberhealthy run` only validates its configuration so far"
+    )
+}
