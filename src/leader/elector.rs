@@ -1,0 +1,561 @@
+//! The elector loop, with client-go's semantics: contend every retry period; lead and renew
+//! every retry period; step down at once (leader tasks cancelled first) when a renewal has
+//! not succeeded within the renew deadline or another replica holds the Lease; contend again,
+//! forever. On shutdown, stop leader tasks, then release the Lease.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
+use tokio_util::sync::CancellationToken;
+
+use super::decide::{Decision, Observation, decide, next_record, released_record};
+use super::store::{LeaseStore, StoreError, Versioned};
+use super::term::Term;
+use crate::api::LeaderTerm;
+
+#[derive(Debug, Clone)]
+pub struct ElectorConfig {
+    /// This replica's identity (`POD_NAME`).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+/// Publishes `Some(term)` while this replica leads, `None` otherwise.
+pub type Leadership = watch::Receiver<Option<Term>>;
+
+pub struct Elector<S> {
+    config: ElectorConfig,
+    store: S,
+    leadership: watch::Sender<Option<Term>>,
+    /// The holder as the Lease watch sees it: a release seen there triggers an attempt at
+    /// once rather than at the next retry.
+    holder: Option<watch::Receiver<Option<String>>>,
+}
+
+/// Why a term ended.
+enum Ending {
+    Lost(String),
+    Shutdown(Versioned),
+}
+
+impl<S: LeaseStore> Elector<S> {
+    pub fn new(config: ElectorConfig, store: S) -> (Self, Leadership) {
+        let (leadership, rx) = watch::channel(None);
+        (
+            Elector {
+                config,
+                store,
+                leadership,
+                holder: None,
+            },
+            rx,
+        )
+    }
+
+    /// Lets the elector react at once when the watched holder changes.
+    pub fn with_holder_watch(mut self, holder: watch::Receiver<Option<String>>) -> Self {
+        self.holder = Some(holder);
+        self
+    }
+
+    /// Contends and leads until `shutdown` is cancelled; then releases the Lease if held.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let Some((term, lease, renewed_at)) = self.contend(&shutdown).await else {
+                return;
+            };
+            tracing::info!(
+                identity = %self.config.identity,
+                transitions = term.id.transitions,
+                "acquired the Lease: this replica is the leader"
+            );
+            self.leadership.send_replace(Some(term.clone()));
+            let ending = self.lead(&term, lease, renewed_at, &shutdown).await;
+            // Leader tasks stop before anyone else can be told the Lease is free.
+            self.leadership.send_replace(None);
+            term.end().await;
+            match ending {
+                Ending::Lost(why) => {
+                    tracing::warn!(identity = %self.config.identity, reason = %why, "lost the Lease; stepping down and contending again");
+                }
+                Ending::Shutdown(lease) => {
+                    self.release(lease).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn retry_with_jitter(&self) -> Duration {
+        // Spreads replicas' attempts so they do not collide on every try.
+        let jitter = rand::rng().random_range(0.0..0.2);
+        self.config.retry_period.mul_f64(1.0 + jitter)
+    }
+
+    /// Tries every retry period until this replica holds the Lease (or shutdown).
+    async fn contend(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Option<(Term, Versioned, Instant)> {
+        let mut observed: Option<Observation> = None;
+        let mut last_holder: Option<String> = None;
+        loop {
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            let sent = Instant::now();
+            match self.try_acquire(&mut observed, sent).await {
+                Ok(Some(lease)) => {
+                    let term = Term::new(
+                        LeaderTerm {
+                            holder: self.config.identity.clone(),
+                            transitions: lease.record.lease_transitions.unwrap_or(0),
+                        },
+                        sent + self.config.renew_deadline,
+                    );
+                    return Some((term, lease, sent));
+                }
+                Ok(None) => {}
+                Err(StoreError::Conflict) => {
+                    tracing::debug!("another replica wrote the Lease first");
+                }
+                Err(StoreError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "cannot read or write the Lease; will retry");
+                }
+            }
+            let holder = observed
+                .as_ref()
+                .and_then(|o| o.holder().map(str::to_string));
+            if holder != last_holder {
+                if let Some(h) = &holder {
+                    tracing::info!(holder = %h, "observed a new leader");
+                }
+                last_holder = holder;
+            }
+            let pause = self.retry_with_jitter();
+            let released = wait_for_release(self.holder.as_mut());
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = sleep(pause) => {}
+                _ = released => {}
+            }
+        }
+    }
+
+    /// One attempt: read, decide, write. `Ok(Some)` means this replica now holds the Lease.
+    async fn try_acquire(
+        &self,
+        observed: &mut Option<Observation>,
+        now: Instant,
+    ) -> Result<Option<Versioned>, StoreError> {
+        let me = &self.config.identity;
+        let Some(current) = self.store.get().await? else {
+            let record = next_record(me, None, self.config.lease_duration, Timestamp::now());
+            return self.store.create(record).await.map(Some);
+        };
+        let seen = Observation::update(observed.take(), current.record.clone(), now);
+        let decision = decide(me, &seen, now);
+        *observed = Some(seen);
+        match decision {
+            Decision::Follow { .. } => Ok(None),
+            Decision::Acquire | Decision::Renew => {
+                let record = next_record(
+                    me,
+                    Some(&current.record),
+                    self.config.lease_duration,
+                    Timestamp::now(),
+                );
+                self.store
+                    .replace(record, &current.resource_version)
+                    .await
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Renews every retry period until the term ends.
+    async fn lead(
+        &self,
+        term: &Term,
+        mut lease: Versioned,
+        mut renewed_at: Instant,
+        shutdown: &CancellationToken,
+    ) -> Ending {
+        let me = &self.config.identity;
+        loop {
+            let deadline = renewed_at + self.config.renew_deadline;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ending::Shutdown(lease),
+                _ = sleep_until(deadline) => {
+                    return Ending::Lost(format!(
+                        "could not renew within the renew deadline of {}",
+                        crate::api::duration::format(self.config.renew_deadline)
+                    ));
+                }
+                _ = sleep(self.config.retry_period) => {}
+            }
+            let sent = Instant::now();
+            let record = next_record(
+                me,
+                Some(&lease.record),
+                self.config.lease_duration,
+                Timestamp::now(),
+            );
+            match timeout_at(
+                deadline,
+                self.store.replace(record, &lease.resource_version),
+            )
+            .await
+            {
+                Err(_) => {
+                    return Ending::Lost(format!(
+                        "the renewal did not finish within the renew deadline of {}",
+                        crate::api::duration::format(self.config.renew_deadline)
+                    ));
+                }
+                Ok(Ok(renewed)) => {
+                    let gap = sent - renewed_at;
+                    if gap > self.config.retry_period * 2 {
+                        tracing::warn!(since_last_renewal = ?gap, "renewed the Lease late");
+                    } else {
+                        tracing::debug!("renewed the Lease");
+                    }
+                    lease = renewed;
+                    renewed_at = sent;
+                    term.extend(sent + self.config.renew_deadline);
+                }
+                Ok(Err(StoreError::Conflict)) => {
+                    // Our previous write may have landed with its answer lost: read and see.
+                    match timeout_at(deadline, self.store.get()).await {
+                        Ok(Ok(Some(now)))
+                            if now.record.holder_identity.as_deref() == Some(me.as_str()) =>
+                        {
+                            lease = now;
+                        }
+                        Ok(Ok(Some(now))) => {
+                            let holder = now.record.holder_identity.unwrap_or_default();
+                            return Ending::Lost(format!(
+                                "another replica holds the Lease: {holder:?}"
+                            ));
+                        }
+                        Ok(Ok(None)) => return Ending::Lost("the Lease was deleted".into()),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot read the Lease after a conflict; will retry")
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Ok(Err(StoreError::Unavailable(e))) => {
+                    tracing::warn!(error = %e, "cannot renew the Lease; will retry until the renew deadline");
+                }
+            }
+        }
+    }
+
+    async fn release(&self, lease: Versioned) {
+        let record = released_record(&lease.record, Timestamp::now());
+        let give_up = Instant::now() + self.config.retry_period;
+        match timeout_at(give_up, self.store.replace(record, &lease.resource_version)).await {
+            Ok(Ok(_)) => tracing::info!(identity = %self.config.identity, "released the Lease"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not release the Lease; it will expire instead")
+            }
+            Err(_) => tracing::warn!("releasing the Lease timed out; it will expire instead"),
+        }
+    }
+}
+
+/// Resolves when the watched holder becomes empty (the leader released the Lease).
+async fn wait_for_release(holder: Option<&mut watch::Receiver<Option<String>>>) {
+    let Some(rx) = holder else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if rx.borrow_and_update().is_none() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::Mutex;
+
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+
+    use super::*;
+
+    /// An in-memory Lease with the API server's optimistic-concurrency rule, and a switch
+    /// that makes every call fail as if the API server were down.
+    #[derive(Clone, Default)]
+    struct MemoryStore {
+        inner: Arc<Mutex<(Option<Versioned>, u64, bool)>>,
+    }
+
+    impl MemoryStore {
+        fn set_down(&self, down: bool) {
+            self.inner.lock().unwrap().2 = down;
+        }
+        fn record(&self) -> Option<LeaseSpec> {
+            self.inner
+                .lock()
+                .unwrap()
+                .0
+                .as_ref()
+                .map(|v| v.record.clone())
+        }
+        fn holder(&self) -> Option<String> {
+            self.record().and_then(|r| r.holder_identity)
+        }
+        /// Writes as another replica would, bypassing the elector.
+        fn force(&self, record: LeaseSpec) {
+            let mut g = self.inner.lock().unwrap();
+            g.1 += 1;
+            g.0 = Some(Versioned {
+                record,
+                resource_version: g.1.to_string(),
+            });
+        }
+        fn write(
+            &self,
+            record: LeaseSpec,
+            expected: Option<&str>,
+        ) -> Result<Versioned, StoreError> {
+            let mut g = self.inner.lock().unwrap();
+            if g.2 {
+                return Err(StoreError::Unavailable("connection refused".into()));
+            }
+            let current = g.0.as_ref().map(|v| v.resource_version.as_str());
+            if current != expected {
+                return Err(StoreError::Conflict);
+            }
+            g.1 += 1;
+            let v = Versioned {
+                record,
+                resource_version: g.1.to_string(),
+            };
+            g.0 = Some(v.clone());
+            Ok(v)
+        }
+    }
+
+    impl LeaseStore for MemoryStore {
+        async fn get(&self) -> Result<Option<Versioned>, StoreError> {
+            let g = self.inner.lock().unwrap();
+            if g.2 {
+                return Err(StoreError::Unavailable("connection refused".into()));
+            }
+            Ok(g.0.clone())
+        }
+        async fn create(&self, record: LeaseSpec) -> Result<Versioned, StoreError> {
+            self.write(record, None)
+        }
+        async fn replace(&self, record: LeaseSpec, rv: &str) -> Result<Versioned, StoreError> {
+            self.write(record, Some(rv))
+        }
+    }
+
+    fn config(identity: &str) -> ElectorConfig {
+        ElectorConfig {
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    fn start(
+        identity: &str,
+        store: &MemoryStore,
+    ) -> (Leadership, CancellationToken, tokio::task::JoinHandle<()>) {
+        let (elector, leadership) = Elector::new(config(identity), store.clone());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(elector.run(shutdown.clone()));
+        (leadership, shutdown, handle)
+    }
+
+    async fn wait_leading(leadership: &mut Leadership, leading: bool) -> Option<Term> {
+        let term = leadership
+            .wait_for(|t| t.is_some() == leading)
+            .await
+            .unwrap()
+            .clone();
+        term
+    }
+
+    fn held_by(holder: &str, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            lease_transitions: Some(transitions),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquires_a_free_lease_at_once() {
+        let store = MemoryStore::default();
+        let started = Instant::now();
+        let (mut leadership, _shutdown, _h) = start("a", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        assert_eq!(
+            term.id,
+            LeaderTerm {
+                holder: "a".into(),
+                transitions: 0
+            }
+        );
+        assert!(term.is_valid());
+        assert!(Instant::now() - started < Duration::from_millis(10));
+        assert_eq!(store.holder().as_deref(), Some("a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_a_held_lease_to_expire_by_its_own_clock_then_takes_it() {
+        let store = MemoryStore::default();
+        store.force(held_by("old", 3));
+        let started = Instant::now();
+        let (mut leadership, _shutdown, _h) = start("b", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        let waited = Instant::now() - started;
+        // Seen at start, valid 15 s by our clock, taken on the first retry after that.
+        assert!(
+            waited >= Duration::from_secs(15),
+            "took it after {waited:?}"
+        );
+        assert!(
+            waited <= Duration::from_secs(15) + Duration::from_millis(2400),
+            "took it after {waited:?}"
+        );
+        assert_eq!(term.id.transitions, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renews_every_retry_period_while_leading() {
+        let store = MemoryStore::default();
+        let (mut leadership, _shutdown, _h) = start("a", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        let first = store.record().unwrap().renew_time;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let later = store.record().unwrap();
+        assert_ne!(later.renew_time, first, "the leader renewed");
+        assert_eq!(
+            later.lease_transitions,
+            Some(0),
+            "renewals are not transitions"
+        );
+        assert!(term.is_valid());
+        assert!(leadership.borrow().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_down_on_conflict_when_another_replica_holds_it() {
+        let store = MemoryStore::default();
+        let (mut leadership, _shutdown, _h) = start("a", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        store.force(held_by("intruder", 7));
+        wait_leading(&mut leadership, false).await;
+        assert!(!term.is_valid(), "the old term is over");
+        assert!(term.token().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_down_past_the_renew_deadline_and_contends_again() {
+        let store = MemoryStore::default();
+        let (mut leadership, _shutdown, _h) = start("a", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        let down_at = Instant::now();
+        store.set_down(true);
+        wait_leading(&mut leadership, false).await;
+        let stepped_down_after = Instant::now() - down_at;
+        assert!(
+            stepped_down_after <= Duration::from_secs(10),
+            "stepped down after {stepped_down_after:?}"
+        );
+        assert!(!term.is_valid());
+        // The API server comes back: the replica contends again and leads again.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        store.set_down(false);
+        let again = wait_leading(&mut leadership, true).await.unwrap();
+        assert_eq!(again.id.holder, "a");
+        assert!(again.is_valid());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_term_is_invalid_once_its_renew_deadline_passes_even_before_cancellation() {
+        let term = Term::new(
+            LeaderTerm {
+                holder: "a".into(),
+                transitions: 1,
+            },
+            Instant::now() + Duration::from_secs(10),
+        );
+        assert!(term.is_valid());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(!term.is_valid());
+        assert!(!term.token().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_leader_tasks_then_releases() {
+        let store = MemoryStore::default();
+        let (mut leadership, shutdown, handle) = start("a", &store);
+        let term = wait_leading(&mut leadership, true).await.unwrap();
+        let stopped = Arc::new(Mutex::new(None::<Option<String>>));
+        {
+            let stopped = stopped.clone();
+            let store = store.clone();
+            let token = term.token();
+            term.spawn(async move {
+                token.cancelled().await;
+                // Record who held the Lease when this leader task saw the end of its term.
+                *stopped.lock().unwrap() = Some(store.holder());
+            });
+        }
+        shutdown.cancel();
+        handle.await.unwrap();
+        assert_eq!(
+            stopped.lock().unwrap().clone(),
+            Some(Some("a".into())),
+            "leader tasks stopped while the Lease was still held"
+        );
+        assert_eq!(
+            store.holder().as_deref(),
+            Some(""),
+            "then the Lease was released"
+        );
+        assert!(leadership.borrow().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_lease_is_taken_by_the_next_try() {
+        let store = MemoryStore::default();
+        let (mut leading_a, shutdown_a, handle_a) = start("a", &store);
+        wait_leading(&mut leading_a, true).await;
+        let (mut leading_b, _shutdown_b, _hb) = start("b", &store);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(leading_b.borrow().is_none(), "b follows while a leads");
+        shutdown_a.cancel();
+        handle_a.await.unwrap();
+        let released_at = Instant::now();
+        let term = wait_leading(&mut leading_b, true).await.unwrap();
+        assert!(
+            Instant::now() - released_at <= Duration::from_millis(2400),
+            "one retry period"
+        );
+        assert_eq!(
+            term.id.transitions, 1,
+            "a created it (0); b's take is one transition"
+        );
+    }
+}
