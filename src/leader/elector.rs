@@ -385,12 +385,11 @@ mod tests {
     }
 
     async fn wait_leading(leadership: &mut Leadership, leading: bool) -> Option<Term> {
-        let term = leadership
+        leadership
             .wait_for(|t| t.is_some() == leading)
             .await
             .unwrap()
-            .clone();
-        term
+            .clone()
     }
 
     fn held_by(holder: &str, transitions: i32) -> LeaseSpec {

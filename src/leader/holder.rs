@@ -24,25 +24,21 @@ pub fn watch_holder(
     let stream = watcher(api, config).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
-        let mut seen_in_list: Option<Option<String>> = None;
+        // During a (re)list the holder is collected and published when the list is complete,
+        // so a Lease missing from the list reads as no leader.
+        let mut listing: Option<Option<String>> = None;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
-                    let holder = holder_of(&lease);
-                    if matches!(seen_in_list, Some(_)) || !*synced_tx.borrow() {
-                        seen_in_list = Some(holder.clone());
-                    }
-                    publish(&tx, holder);
-                }
-                Ok(watcher::Event::Delete(_)) => publish(&tx, None),
-                Ok(watcher::Event::Init) => seen_in_list = Some(None),
+                Ok(watcher::Event::Init) => listing = Some(None),
+                Ok(watcher::Event::InitApply(lease)) => listing = Some(holder_of(&lease)),
                 Ok(watcher::Event::InitDone) => {
-                    // A Lease missing from the list means no leader.
-                    if let Some(holder) = seen_in_list.take() {
+                    if let Some(holder) = listing.take() {
                         publish(&tx, holder);
                     }
                     synced_tx.send_replace(true);
                 }
+                Ok(watcher::Event::Apply(lease)) => publish(&tx, holder_of(&lease)),
+                Ok(watcher::Event::Delete(_)) => publish(&tx, None),
                 Err(e) => tracing::warn!(error = %e, "watch of the Lease failed; retrying"),
             }
         }
