@@ -2,7 +2,11 @@
 //! operator for Kubernetes.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod crd;
+pub mod http;
 pub mod leader;
 pub mod logging;
+pub mod replica;
+pub mod status;

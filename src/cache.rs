@@ -1,0 +1,108 @@
+//! The watch-fed cache every replica serves from: checks, jobs and states, kept current by
+//! kube-runtime reflectors. HTTP reads come from here only, never from the API server.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState};
+
+#[derive(Clone)]
+pub struct Cache {
+    pub checks: Store<KuberhealthyCheck>,
+    pub jobs: Store<KuberhealthyJob>,
+    pub states: Store<KuberhealthyState>,
+    synced: Arc<[Arc<AtomicBool>; 3]>,
+    changes: watch::Receiver<u64>,
+}
+
+impl Cache {
+    /// Starts watching `namespace` (or every namespace).
+    pub fn start(client: Client, namespace: Option<&str>) -> Cache {
+        let (changes_tx, changes) = watch::channel(0u64);
+        let changes_tx = Arc::new(changes_tx);
+        let (checks, checks_synced) =
+            reflect::<KuberhealthyCheck>(client.clone(), namespace, changes_tx.clone());
+        let (jobs, jobs_synced) =
+            reflect::<KuberhealthyJob>(client.clone(), namespace, changes_tx.clone());
+        let (states, states_synced) = reflect::<KuberhealthyState>(client, namespace, changes_tx);
+        Cache {
+            checks,
+            jobs,
+            states,
+            synced: Arc::new([checks_synced, jobs_synced, states_synced]),
+            changes,
+        }
+    }
+
+    /// Which of the three caches have not finished their first list yet.
+    pub fn unsynced(&self) -> Vec<&'static str> {
+        ["khchecks", "khjobs", "khstates"]
+            .into_iter()
+            .zip(self.synced.iter())
+            .filter(|(_, s)| !s.load(Ordering::Relaxed))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// A receiver that changes whenever any cached object changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}
+
+fn reflect<K>(
+    client: Client,
+    namespace: Option<&str>,
+    changes: Arc<watch::Sender<u64>>,
+) -> (Store<K>, Arc<AtomicBool>)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let (store, writer) = reflector::store::<K>();
+    let synced = Arc::new(AtomicBool::new(false));
+    let flag = synced.clone();
+    let kind = K::plural(&()).to_string();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    if !flag.swap(true, Ordering::Relaxed) {
+                        tracing::info!(resource = %kind, "cache synced");
+                    }
+                    changes.send_modify(|n| *n += 1);
+                }
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
+                    changes.send_modify(|n| *n += 1)
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(resource = %kind, error = %e, "watch failed; retrying with backoff")
+                }
+            }
+        }
+    });
+    (store, synced)
+}

@@ -1,0 +1,96 @@
+//! What one `kuberhealthy run` process does: keep the cache, contend for the Lease, serve
+//! HTTP, and stop cleanly on SIGTERM (leader tasks first, then the Lease is released).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::{HeaderName, HeaderValue};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::leader::{self, Elector, ElectorConfig, KubeLeaseStore};
+
+/// A client whose user agent names this replica, so the API server's audit log and
+/// metrics can tell replicas apart.
+pub async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
+    let mut config = kube::Config::infer()
+        .await
+        .context("cannot find a Kubernetes API server: run in a pod with a service account, or set KUBECONFIG")?;
+    let agent = format!(
+        "kuberhealthy/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        settings.pod_name
+    );
+    config.headers.push((
+        HeaderName::from_static("user-agent"),
+        HeaderValue::from_str(&agent).context("POD_NAME must be printable ASCII")?,
+    ));
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let client = client(&settings).await?;
+    let shutdown = CancellationToken::new();
+
+    let cache = Cache::start(client.clone(), settings.target_namespace.as_deref());
+    let (holder, lease_synced) = leader::watch_holder(
+        client.clone(),
+        &settings.pod_namespace,
+        &settings.lease.name,
+    );
+
+    let store = KubeLeaseStore::new(
+        client.clone(),
+        &settings.pod_namespace,
+        &settings.lease.name,
+    );
+    let (elector, _leadership) = Elector::new(
+        ElectorConfig {
+            identity: settings.pod_name.clone(),
+            lease_duration: settings.lease.lease_duration.as_duration(),
+            renew_deadline: settings.lease.renew_deadline.as_duration(),
+            retry_period: settings.lease.retry_period.as_duration(),
+        },
+        store,
+    );
+    let elector = tokio::spawn(
+        elector
+            .with_holder_watch(holder.clone())
+            .run(shutdown.clone()),
+    );
+
+    let app = http::router(AppState {
+        cache,
+        holder,
+        lease_synced,
+        metadata: Arc::new(settings.state_metadata.clone()),
+    });
+    let listener = TcpListener::bind(settings.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
+    tracing::info!(address = %listener.local_addr()?, "serving the status page, /healthz and /readyz");
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping leader tasks, then releasing the Lease");
+    shutdown.cancel();
+    elector.await.context("the elector task failed")?;
+    server.await.context("the HTTP server task failed")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

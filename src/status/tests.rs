@@ -1,0 +1,328 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::api::KuberhealthyStateSpec;
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn check(
+    namespace: &str,
+    name: &str,
+    interval: &str,
+    timeout: &str,
+    created: &str,
+) -> Arc<KuberhealthyCheck> {
+    let value = serde_json::json!({
+        "apiVersion": "comcast.github.io/v1",
+        "kind": "KuberhealthyCheck",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
+        "spec": {
+            "runInterval": interval,
+            "timeout": timeout,
+            "podSpec": {"containers": [{"name": "main", "image": "example/checker:v1"}]}
+        }
+    });
+    Arc::new(serde_json::from_value(value).unwrap())
+}
+
+/// A state as v2 wrote it for the blog post's status page.
+fn state(namespace: &str, name: &str, spec: serde_json::Value) -> Arc<KuberhealthyState> {
+    let spec: KuberhealthyStateSpec = serde_json::from_value(spec).unwrap();
+    let mut s = KuberhealthyState::new(name, spec);
+    s.metadata.namespace = Some(namespace.into());
+    Arc::new(s)
+}
+
+fn v2_state(name: &str, duration: &str, last_run: &str, uuid: &str) -> Arc<KuberhealthyState> {
+    state(
+        "kuberhealthy",
+        name,
+        serde_json::json!({
+            "OK": true, "Errors": [], "RunDuration": duration, "Namespace": "kuberhealthy",
+            "Node": "", "LastRun": last_run, "AuthoritativePod": "kuberhealthy-84bf9fd647-2x72f", "uuid": uuid
+        }),
+    )
+}
+
+const CREATED: &str = "2021-02-01T00:00:00Z";
+
+/// The blog post's six checks and their states, at the moment its status page was taken.
+fn blog_post() -> (Vec<Arc<KuberhealthyCheck>>, Vec<Arc<KuberhealthyState>>) {
+    let checks = vec![
+        check("kuberhealthy", "dns-status-internal", "2m", "15m", CREATED),
+        check("kuberhealthy", "namespace-pod-check", "30m", "10m", CREATED),
+        check("kuberhealthy", "openbayes-gear-check", "6h", "5m", CREATED),
+        check(
+            "kuberhealthy",
+            "openbayes-random-image-serving-check",
+            "5m",
+            "5m",
+            CREATED,
+        ),
+        check("kuberhealthy", "pod-restarts", "5m", "10m", CREATED),
+        check("kuberhealthy", "pod-status", "5m", "15m", CREATED),
+    ];
+    let states = vec![
+        v2_state(
+            "dns-status-internal",
+            "3.359431829s",
+            "2021-03-01T06:08:09.35793049Z",
+            "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30",
+        ),
+        v2_state(
+            "namespace-pod-check",
+            "13.589526741s",
+            "2021-03-01T05:50:19.584075218Z",
+            "49f7bef3-f5d4-4e25-bf06-acd260d52e27",
+        ),
+        v2_state(
+            "openbayes-gear-check",
+            "1m8.486351014s",
+            "2021-03-01T00:51:14.477191396Z",
+            "c13aea0d-52ca-4777-a6e0-551d0c59962a",
+        ),
+        v2_state(
+            "openbayes-random-image-serving-check",
+            "9.008124976s",
+            "2021-03-01T06:08:15.000563842Z",
+            "eb1341d3-9bbf-44ab-9348-76715464df6b",
+        ),
+        v2_state(
+            "pod-restarts",
+            "2.903617967s",
+            "2021-03-01T06:05:09.40445213Z",
+            "4cf2c122-95ac-4902-8ecf-ee484a54c475",
+        ),
+        v2_state(
+            "pod-status",
+            "2.845955825s",
+            "2021-03-01T06:05:08.84049994Z",
+            "77af9108-720b-4ad4-b8cc-2fe81e751d8d",
+        ),
+    ];
+    (checks, states)
+}
+
+fn page(
+    checks: &[Arc<KuberhealthyCheck>],
+    jobs: &[Arc<KuberhealthyJob>],
+    states: &[Arc<KuberhealthyState>],
+    now: &str,
+    filter: &str,
+) -> StatusPage {
+    let metadata = BTreeMap::from([("cluster".to_string(), "openbayes".to_string())]);
+    let snapshot = Snapshot {
+        checks,
+        jobs,
+        states,
+        current_master: Some("kuberhealthy-84bf9fd647-2x72f"),
+        metadata: &metadata,
+        now: ts(now),
+    };
+    render(&snapshot, &parse_namespace_filter(Some(filter)))
+}
+
+#[test]
+fn golden_blog_post_status_page() {
+    let (checks, states) = blog_post();
+    let page = page(&checks, &[], &states, "2021-03-01T06:09:00Z", "");
+    assert!(page.ok);
+    insta::assert_json_snapshot!(page);
+}
+
+#[test]
+fn v2_keys_and_shape() {
+    let (checks, states) = blog_post();
+    let value =
+        serde_json::to_value(page(&checks, &[], &states, "2021-03-01T06:09:00Z", "")).unwrap();
+    let top: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        top,
+        [
+            "CheckDetails",
+            "CurrentMaster",
+            "Errors",
+            "JobDetails",
+            "Metadata",
+            "OK"
+        ]
+    );
+    let entry = &value["CheckDetails"]["kuberhealthy/dns-status-internal"];
+    for k in [
+        "OK",
+        "Errors",
+        "RunDuration",
+        "Namespace",
+        "Node",
+        "LastRun",
+        "AuthoritativePod",
+        "uuid",
+    ] {
+        assert!(entry.get(k).is_some(), "missing {k}");
+    }
+    assert_eq!(entry["LastRun"], "2021-03-01T06:08:09.35793049Z");
+    assert_eq!(value["CurrentMaster"], "kuberhealthy-84bf9fd647-2x72f");
+    assert_eq!(value["Metadata"]["cluster"], "openbayes");
+}
+
+#[test]
+fn a_stopped_scheduler_never_looks_green() {
+    let (checks, states) = blog_post();
+    // At 06:30 nothing has run again since the page was taken (06:09): the checks whose
+    // interval + timeout + 1m has passed are stale; the 30m check (05:50 + 41m) and the 6h
+    // check (00:51 + 6h6m) are not yet.
+    let page = page(&checks, &[], &states, "2021-03-01T06:30:00Z", "");
+    assert!(!page.ok);
+    let stale: Vec<&str> = page
+        .check_details
+        .iter()
+        .filter(|(_, d)| d.stale)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        stale,
+        [
+            "kuberhealthy/dns-status-internal",
+            "kuberhealthy/openbayes-random-image-serving-check",
+            "kuberhealthy/pod-restarts",
+            "kuberhealthy/pod-status"
+        ]
+    );
+    let dns = &page.check_details["kuberhealthy/dns-status-internal"];
+    assert!(!dns.ok);
+    assert_eq!(
+        dns.errors,
+        [
+            "kuberhealthy/dns-status-internal: stale: the last result is from 2021-03-01T06:08:09.35793049Z, older than runInterval (2m0s) + timeout (15m0s) + 1m0s (is a leader elected and scheduling?)"
+        ]
+    );
+    assert!(page.check_details["kuberhealthy/openbayes-gear-check"].ok);
+    assert!(page.check_details["kuberhealthy/namespace-pod-check"].ok);
+    assert_eq!(page.errors.len(), 4);
+}
+
+#[test]
+fn staleness_boundary_is_interval_plus_timeout_plus_tolerance() {
+    let checks = vec![check("ns", "c", "10m", "5m", CREATED)];
+    let states = vec![v2_state("c", "1s", "2021-03-01T00:00:00Z", "u")];
+    let mut states = states;
+    Arc::make_mut(&mut states[0]).metadata.namespace = Some("ns".into());
+    // 10m + 5m + 1m = 16m after the last result.
+    assert!(page(&checks, &[], &states, "2021-03-01T00:16:00Z", "").ok);
+    assert!(!page(&checks, &[], &states, "2021-03-01T00:16:01Z", "").ok);
+}
+
+#[test]
+fn a_new_check_is_hidden_until_its_first_result_is_overdue() {
+    let checks = vec![check("ns", "new", "10m", "5m", "2021-03-01T00:00:00Z")];
+    assert!(
+        page(&checks, &[], &[], "2021-03-01T00:06:00Z", "")
+            .check_details
+            .is_empty()
+    );
+    let late = page(&checks, &[], &[], "2021-03-01T00:06:01Z", "");
+    assert!(!late.ok);
+    assert_eq!(
+        late.check_details["ns/new"].errors,
+        [
+            "ns/new: stale: no result since the check was created at 2021-03-01T00:00:00Z; a first result was due within timeout (5m0s) + 1m0s (is a leader elected and scheduling?)"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_check_shows_its_field_errors() {
+    let checks = vec![check("ns", "bad", "10 minutes", "5m", CREATED)];
+    let page = page(&checks, &[], &[], "2021-03-01T00:00:00Z", "");
+    assert!(!page.ok);
+    assert_eq!(
+        page.check_details["ns/bad"].errors,
+        [
+            "ns/bad: invalid check: spec.runInterval: \"10 minutes\" is not a valid duration (unknown unit \" minutes\" in duration \"10 minutes\" (use one of ns, us, ms, s, m, h)); write a Go duration such as \"6h\", \"5m\" or \"1m30s\""
+        ]
+    );
+}
+
+#[test]
+fn failing_checks_make_the_page_fail_with_their_errors() {
+    let checks = vec![
+        check("a", "x", "10m", "5m", CREATED),
+        check("b", "y", "10m", "5m", CREATED),
+    ];
+    let states = vec![
+        state(
+            "a",
+            "x",
+            serde_json::json!({"OK": false, "Errors": ["Error 1 here", "Error 2 here"], "AuthoritativePod": "kh-0", "Namespace": "a", "LastRun": "2021-03-01T00:00:00Z"}),
+        ),
+        state(
+            "b",
+            "y",
+            serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-0", "Namespace": "b", "LastRun": "2021-03-01T00:00:00Z"}),
+        ),
+    ];
+    let all = page(&checks, &[], &states, "2021-03-01T00:01:00Z", "");
+    assert!(!all.ok);
+    assert_eq!(all.errors, ["Error 1 here", "Error 2 here"]);
+    // The namespace filter recomputes OK and Errors for the namespaces asked for.
+    let only_b = page(&checks, &[], &states, "2021-03-01T00:01:00Z", " b, ,");
+    assert!(only_b.ok);
+    assert_eq!(only_b.check_details.keys().collect::<Vec<_>>(), ["b/y"]);
+    let both = page(&checks, &[], &states, "2021-03-01T00:01:00Z", "a,b");
+    assert_eq!(both.check_details.len(), 2);
+}
+
+#[test]
+fn jobs_go_under_job_details_and_unwritten_states_are_hidden() {
+    let job: KuberhealthyJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "comcast.github.io/v1", "kind": "KuberhealthyJob",
+        "metadata": {"name": "once", "namespace": "ns"},
+        "spec": {"timeout": "2m", "podSpec": {"containers": [{"name": "main", "image": "x"}]}}
+    }))
+    .unwrap();
+    let states = vec![
+        state(
+            "ns",
+            "once",
+            serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-1", "Namespace": "ns"}),
+        ),
+        state(
+            "ns",
+            "orphan",
+            serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "", "Namespace": "ns"}),
+        ),
+    ];
+    let page = page(&[], &[Arc::new(job)], &states, "2021-03-01T00:00:00Z", "");
+    assert_eq!(page.job_details.keys().collect::<Vec<_>>(), ["ns/once"]);
+    assert!(page.check_details.is_empty());
+    assert!(page.ok);
+}
+
+#[test]
+fn next_run_is_shown_when_no_run_is_in_flight() {
+    let checks = vec![check("ns", "c", "10m", "5m", CREATED)];
+    let mut states = vec![state(
+        "ns",
+        "c",
+        serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-0", "Namespace": "ns", "uuid": "u",
+            "LastRun": "2021-03-01T00:00:30Z", "runStartedAt": "2021-03-01T00:00:00Z", "runFinishedAt": "2021-03-01T00:00:30Z"}),
+    )];
+    let p = page(&checks, &[], &states, "2021-03-01T00:01:00Z", "");
+    assert_eq!(
+        p.check_details["ns/c"].next_run_at,
+        Some(ts("2021-03-01T00:10:00Z"))
+    );
+    Arc::make_mut(&mut states[0]).spec.run_finished_at = None;
+    let p = page(&checks, &[], &states, "2021-03-01T00:01:00Z", "");
+    assert_eq!(
+        p.check_details["ns/c"].next_run_at, None,
+        "a run is in flight"
+    );
+}
