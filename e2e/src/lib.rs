@@ -1,1 +1,36 @@
-//! End-to-end harness: a real etcd and kube-apiserver on 127.0.0.1 and a pod runner.
+//! End-to-end harness for kuberhealthy.
+//!
+//! - [`ControlPlane`] runs a real etcd and kube-apiserver on 127.0.0.1 (RBAC on).
+//! - [`pod_runner`] plays the kubelet: it binds pending pods to one Node and runs each
+//!   container's `command` + `args` as a local process.
+//! - [`TestCluster`] and [`TestContext`] give each test a namespace, a log directory and a
+//!   dump of every relevant log when the test fails.
+//! - [`Replica`] runs `kuberhealthy run` processes.
+//!
+//! Every process the harness starts runs in its own process group, dies with the process
+//! that started it (`PR_SET_PDEATHSIG`) and carries the session marker
+//! [`session::SESSION_ENV`], so `make e2e` can prove that nothing outlived the suite.
+
+pub mod accounts;
+pub mod binaries;
+mod cleanup;
+pub mod cluster;
+pub mod control_plane;
+pub mod http;
+pub mod kubeconfig;
+pub mod logs;
+pub mod manifests;
+pub mod metrics;
+pub mod pki;
+pub mod pod_runner;
+pub mod ports;
+pub mod process;
+pub mod replica;
+pub mod session;
+pub mod wait;
+
+pub use accounts::ApiEndpoint;
+pub use cluster::{TestCluster, TestContext};
+pub use control_plane::{ControlPlane, ControlPlaneOptions};
+pub use replica::{Replica, ReplicaOptions};
+pub use wait::wait_until;

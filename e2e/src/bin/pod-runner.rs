@@ -1,0 +1,50 @@
+//! The e2e pod runner: plays the kubelet for one Node by running each pod's containers as
+//! local processes. See `kuberhealthy_e2e::pod_runner` and `e2e/README.md`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+use kuberhealthy_e2e::kubeconfig;
+use kuberhealthy_e2e::pod_runner::{self, DEFAULT_NODE_NAME, PodRunnerConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(
+    about = "Binds pending pods to a Node and runs their containers' commands as local processes"
+)]
+struct Args {
+    /// Kubeconfig of a user allowed to bind pods, write pod status and register nodes.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Container output goes to <log-dir>/<namespace>/<pod>/<container>.log.
+    #[arg(long)]
+    log_dir: PathBuf,
+    #[arg(long, default_value = DEFAULT_NODE_NAME)]
+    node_name: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let client = kubeconfig::client(&args.kubeconfig).await?;
+    let config = PodRunnerConfig {
+        node_name: args.node_name,
+        log_dir: args.log_dir,
+    };
+    let mut terminate = signal(SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down: killing every container");
+    };
+    pod_runner::run(client, config, shutdown).await
+}

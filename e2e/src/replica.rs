@@ -1,0 +1,149 @@
+//! `kuberhealthy run` replicas as separate processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::process::ProcessGroup;
+use crate::{binaries, ports};
+
+/// How to start one replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// `POD_NAME`, e.g. `kuberhealthy-0`; also names the log file `<name>.log`.
+    pub name: String,
+    /// `POD_NAMESPACE`
+    pub namespace: String,
+    /// `KUBECONFIG`
+    pub kubeconfig: PathBuf,
+    /// `TARGET_NAMESPACE`; unset means every namespace.
+    pub target_namespace: Option<String>,
+    /// `KH_EXTERNAL_REPORTING_URL`
+    pub external_reporting_url: Option<String>,
+    /// Port for `KH_LISTEN_ADDRESS=127.0.0.1:<port>`; a free one when `None`.
+    pub listen_port: Option<u16>,
+    /// More environment, applied last.
+    pub env: Vec<(String, String)>,
+    /// Arguments after `run`.
+    pub args: Vec<String>,
+    /// The binary; [`binaries::kuberhealthy`] when `None`.
+    pub binary: Option<PathBuf>,
+    pub log_dir: PathBuf,
+}
+
+impl ReplicaOptions {
+    pub fn new(name: &str, namespace: &str, kubeconfig: &Path, log_dir: &Path) -> Self {
+        Self {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            kubeconfig: kubeconfig.to_path_buf(),
+            target_namespace: None,
+            external_reporting_url: None,
+            listen_port: None,
+            env: Vec::new(),
+            args: Vec::new(),
+            binary: None,
+            log_dir: log_dir.to_path_buf(),
+        }
+    }
+}
+
+/// A running replica. Dropping it SIGKILLs it.
+pub struct Replica {
+    name: String,
+    port: u16,
+    process: ProcessGroup,
+}
+
+impl Replica {
+    pub fn spawn(options: ReplicaOptions) -> Result<Self> {
+        let binary = match options.binary {
+            Some(binary) => binary,
+            None => binaries::kuberhealthy()?,
+        };
+        let port = match options.listen_port {
+            Some(port) => port,
+            None => ports::free_port()?,
+        };
+        let mut cmd = Command::new(&binary);
+        cmd.arg("run")
+            .args(&options.args)
+            .env("POD_NAME", &options.name)
+            .env("POD_NAMESPACE", &options.namespace)
+            .env("KUBECONFIG", &options.kubeconfig)
+            .env("KH_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
+            .env_remove("TARGET_NAMESPACE")
+            .env_remove("KH_EXTERNAL_REPORTING_URL");
+        if let Some(target) = &options.target_namespace {
+            cmd.env("TARGET_NAMESPACE", target);
+        }
+        if let Some(url) = &options.external_reporting_url {
+            cmd.env("KH_EXTERNAL_REPORTING_URL", url);
+        }
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
+        let log = options.log_dir.join(format!("{}.log", options.name));
+        let process = ProcessGroup::spawn(&options.name, cmd, &log)?;
+        Ok(Self {
+            name: options.name,
+            port,
+            process,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The port of `KH_LISTEN_ADDRESS`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// Graceful shutdown request.
+    pub fn sigterm(&self) -> Result<()> {
+        self.process.signal(libc::SIGTERM)
+    }
+
+    /// A crash.
+    pub fn sigkill(&self) -> Result<()> {
+        self.process.signal(libc::SIGKILL)
+    }
+
+    /// Freezes the process (a long GC pause, a stalled node).
+    pub fn sigstop(&self) -> Result<()> {
+        self.process.signal(libc::SIGSTOP)
+    }
+
+    /// Thaws a stopped process.
+    pub fn sigcont(&self) -> Result<()> {
+        self.process.signal(libc::SIGCONT)
+    }
+
+    /// The exit status if it has exited, without waiting.
+    pub fn try_exit(&mut self) -> Result<Option<ExitStatus>> {
+        self.process.try_exit()
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        self.process.wait_exit(timeout).await
+    }
+}
