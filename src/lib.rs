@@ -9,4 +9,6 @@ pub mod http;
 pub mod leader;
 pub mod logging;
 pub mod replica;
+pub mod run;
+pub mod schedule;
 pub mod status;
