@@ -1,4 +1,4 @@
-//! The watch-fed cache every replica serves from: checks, jobs and states, kept current by
+//! The watch-fed cache every replica serves from: checks, jobs, states and checker pods, kept current by
 //! kube-runtime reflectors. HTTP reads come from here only, never from the API server.
 
 use std::fmt::Debug;
@@ -12,14 +12,18 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
 
 #[derive(Clone)]
 pub struct Cache {
     pub checks: Store<KuberhealthyCheck>,
     pub jobs: Store<KuberhealthyJob>,
     pub states: Store<KuberhealthyState>,
-    synced: Arc<[Arc<AtomicBool>; 3]>,
+    /// Checker pods (label `app=kuberhealthy-check`).
+    pub pods: Store<Pod>,
+    synced: Arc<[Arc<AtomicBool>; 4]>,
     changes: watch::Receiver<u64>,
 }
 
@@ -28,23 +32,36 @@ impl Cache {
     pub fn start(client: Client, namespace: Option<&str>) -> Cache {
         let (changes_tx, changes) = watch::channel(0u64);
         let changes_tx = Arc::new(changes_tx);
-        let (checks, checks_synced) =
-            reflect::<KuberhealthyCheck>(client.clone(), namespace, changes_tx.clone());
+        let all = watcher::Config::default();
+        let (checks, checks_synced) = reflect::<KuberhealthyCheck>(
+            client.clone(),
+            namespace,
+            all.clone(),
+            changes_tx.clone(),
+        );
         let (jobs, jobs_synced) =
-            reflect::<KuberhealthyJob>(client.clone(), namespace, changes_tx.clone());
-        let (states, states_synced) = reflect::<KuberhealthyState>(client, namespace, changes_tx);
+            reflect::<KuberhealthyJob>(client.clone(), namespace, all.clone(), changes_tx.clone());
+        let (states, states_synced) =
+            reflect::<KuberhealthyState>(client.clone(), namespace, all, changes_tx.clone());
+        let checker_pods = watcher::Config::default().labels(&format!(
+            "{}={}",
+            names::LABEL_APP,
+            names::LABEL_APP_VALUE
+        ));
+        let (pods, pods_synced) = reflect::<Pod>(client, namespace, checker_pods, changes_tx);
         Cache {
             checks,
             jobs,
             states,
-            synced: Arc::new([checks_synced, jobs_synced, states_synced]),
+            pods,
+            synced: Arc::new([checks_synced, jobs_synced, states_synced, pods_synced]),
             changes,
         }
     }
 
-    /// Which of the three caches have not finished their first list yet.
+    /// Which of the caches have not finished their first list yet.
     pub fn unsynced(&self) -> Vec<&'static str> {
-        ["khchecks", "khjobs", "khstates"]
+        ["khchecks", "khjobs", "khstates", "checker pods"]
             .into_iter()
             .zip(self.synced.iter())
             .filter(|(_, s)| !s.load(Ordering::Relaxed))
@@ -61,6 +78,7 @@ impl Cache {
 fn reflect<K>(
     client: Client,
     namespace: Option<&str>,
+    config: watcher::Config,
     changes: Arc<watch::Sender<u64>>,
 ) -> (Store<K>, Arc<AtomicBool>)
 where
@@ -80,10 +98,7 @@ where
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let kind = K::plural(&()).to_string();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

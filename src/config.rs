@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// How often replicas try to acquire or renew the Lease.
     #[arg(long, env = "KH_LEADER_ELECTION_RETRY_PERIOD")]
     pub retry_period: Option<String>,
+    /// At most this many runs start per second; overdue checks catch up at this rate.
+    #[arg(long, env = "KH_MAX_STARTS_PER_SECOND")]
+    pub max_starts_per_second: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -133,6 +136,7 @@ pub struct Settings {
     pub target_namespace: Option<String>,
     pub reporting_url: String,
     pub lease: LeaseSettings,
+    pub max_starts_per_second: u32,
     #[serde(rename = "maxKHJobAge")]
     pub max_khjob_age: GoDuration,
     pub max_check_pod_age: GoDuration,
@@ -480,6 +484,23 @@ impl Settings {
         };
 
         let lease = resolve_lease(args)?;
+        let starts_origin = Origin {
+            flag: "max-starts-per-second",
+            env: "KH_MAX_STARTS_PER_SECOND",
+        };
+        let max_starts_per_second = match args.max_starts_per_second.as_deref().map(str::trim) {
+            None => 10,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    flag_error(
+                        &starts_origin,
+                        format!("{v:?} is not a whole number from 1 to 1000"),
+                    )
+                })?,
+        };
 
         let max_khjob_age = file_duration(
             file,
@@ -525,6 +546,7 @@ impl Settings {
             target_namespace,
             reporting_url,
             lease,
+            max_starts_per_second,
             max_khjob_age: max_khjob_age.into(),
             max_check_pod_age: max_check_pod_age.into(),
             max_completed_pod_count,
@@ -749,6 +771,7 @@ mod tests {
         assert_eq!(s.max_khjob_age.to_string(), "15m0s");
         assert_eq!(s.max_check_pod_age.to_string(), "72h0m0s");
         assert_eq!((s.max_completed_pod_count, s.max_error_pod_count), (4, 4));
+        assert_eq!(s.max_starts_per_second, 10);
         assert_eq!(s.lease.name, "kuberhealthy");
         assert_eq!(
             (

@@ -11,7 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::http::{self, AppState};
-use crate::leader::{self, Elector, ElectorConfig, KubeLeaseStore};
+use crate::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
+use crate::report::{self, ReportContext};
+use crate::run::reap::Retention;
+use crate::run::store::States;
+use crate::run::supervisor::{Supervisor, SupervisorSettings};
 
 /// A client whose user agent names this replica, so the API server's audit log and
 /// metrics can tell replicas apart.
@@ -47,7 +51,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &settings.pod_namespace,
         &settings.lease.name,
     );
-    let (elector, _leadership) = Elector::new(
+    let (elector, leadership) = Elector::new(
         ElectorConfig {
             identity: settings.pod_name.clone(),
             lease_duration: settings.lease.lease_duration.as_duration(),
@@ -61,17 +65,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_holder_watch(holder.clone())
             .run(shutdown.clone()),
     );
+    tokio::spawn(supervise_each_term(
+        leadership,
+        cache.clone(),
+        client.clone(),
+        supervisor_settings(&settings),
+    ));
+
+    let reports = report::router(ReportContext {
+        cache: cache.clone(),
+        states: States::new(client.clone()),
+        identity: settings.pod_name.as_str().into(),
+    });
 
     let app = http::router(AppState {
         cache,
         holder,
         lease_synced,
         metadata: Arc::new(settings.state_metadata.clone()),
-    });
+    })
+    .merge(reports);
     let listener = TcpListener::bind(settings.listen_address)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
-    tracing::info!(address = %listener.local_addr()?, "serving the status page, /healthz and /readyz");
+    tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /healthz and /readyz");
     let server =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
@@ -83,6 +100,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn supervisor_settings(settings: &Settings) -> SupervisorSettings {
+    SupervisorSettings {
+        identity: settings.pod_name.clone(),
+        reporting_url: settings.reporting_url.clone(),
+        retention: Retention {
+            max_completed: settings.max_completed_pod_count as usize,
+            max_failed: settings.max_error_pod_count as usize,
+            max_age: settings.max_check_pod_age.as_duration(),
+        },
+        max_khjob_age: settings.max_khjob_age.as_duration(),
+        starts_per_second: settings.max_starts_per_second,
+    }
+}
+
+/// Runs the supervisor for every term this replica leads, under the term's token.
+async fn supervise_each_term(
+    mut leadership: Leadership,
+    cache: Cache,
+    client: kube::Client,
+    settings: SupervisorSettings,
+) {
+    loop {
+        let term = leadership.borrow_and_update().clone();
+        if let Some(term) = term {
+            let supervisor = Supervisor::new(
+                cache.clone(),
+                client.clone(),
+                settings.clone(),
+                term.clone(),
+            );
+            term.spawn(supervisor.run());
+        }
+        if leadership.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn wait_for_signal() {

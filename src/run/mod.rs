@@ -3,5 +3,7 @@
 
 pub mod pod;
 pub mod reap;
+pub mod store;
+pub mod supervisor;
 pub mod transition;
 pub mod verdict;

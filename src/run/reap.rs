@@ -39,6 +39,9 @@ fn finished_at(pod: &Pod) -> Option<Timestamp> {
         .or_else(|| pod.creation_timestamp().map(|t| t.0))
 }
 
+/// Finished pods of one check with their finish times: (succeeded, failed).
+type Finished<'a> = (Vec<(Timestamp, &'a Pod)>, Vec<(Timestamp, &'a Pod)>);
+
 /// `in_flight` holds `namespace/name` of the pods of runs in flight.
 pub fn reap<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
@@ -47,8 +50,7 @@ pub fn reap<'a>(
     now: Timestamp,
 ) -> Vec<Reaped> {
     // (namespace, check) -> (succeeded, failed), each with finish times.
-    let mut groups: BTreeMap<(String, String), (Vec<(Timestamp, &Pod)>, Vec<(Timestamp, &Pod)>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Finished<'_>> = BTreeMap::new();
     for pod in pods {
         let ns = pod.namespace().unwrap_or_default();
         if in_flight.contains(&format!("{ns}/{}", pod.name_any()))
