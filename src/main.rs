@@ -54,7 +54,5 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     tracing::info!(pod = %settings.pod_name, namespace = %settings.pod_namespace, "configuration loaded");
-    anyhow::bail!(
-        "the controller is not built yet: `kuberhealthy run` only validates its configuration so far"
-    )
+    tokio::runtime::Runtime::new()?.block_on(kuberhealthy::replica::run(settings))
 }
