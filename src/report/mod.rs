@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use jiff::Timestamp;
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use self::judge::Judgement;
@@ -135,10 +136,11 @@ async fn find_state(
 fn node_of_run(ctx: &ReportContext, state: &KuberhealthyState) -> Option<String> {
     let pod_name = state.spec.run_pod.as_deref()?;
     let namespace = state.namespace()?;
-    ctx.cache
+    let pod = ctx
+        .cache
         .pods
-        .find(|p| p.name_any() == pod_name && p.namespace().as_deref() == Some(namespace.as_str()))
-        .and_then(|p| p.spec.as_ref()?.node_name.clone())
+        .get(&ObjectRef::new(pod_name).within(&namespace))?;
+    pod.spec.as_ref()?.node_name.clone()
 }
 
 async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Response, kube::Error> {

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::pod::{self, PodRequest};
@@ -132,7 +133,7 @@ impl Supervisor {
         let cached = self
             .cache
             .states
-            .find(|s| s.name_any() == name && s.namespace().as_deref() == Some(namespace));
+            .get(&ObjectRef::new(name).within(namespace));
         if let Some((replaced, ours)) = self.written.get(&key) {
             let cache_version = cached.as_ref().and_then(|c| c.resource_version());
             if cache_version == *replaced {
@@ -144,9 +145,7 @@ impl Supervisor {
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
-        self.cache
-            .pods
-            .find(|p| p.name_any() == name && p.namespace().as_deref() == Some(namespace))
+        self.cache.pods.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// One pass over everything; returns when something next needs attention.
