@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::cache::Cache;
 use crate::leader::Holder;
+use crate::metrics::{self, Metrics};
 use crate::status::{self, Snapshot};
 
 #[derive(Clone)]
@@ -23,6 +24,7 @@ pub struct AppState {
     pub holder: Holder,
     pub lease_synced: watch::Receiver<bool>,
     pub metadata: Arc<BTreeMap<String, String>>,
+    pub metrics: Metrics,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/json", get(status_page).fallback(method_not_allowed))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_page))
         .fallback(not_found)
         .with_state(state)
 }
@@ -52,6 +55,11 @@ async fn method_not_allowed() -> Response {
         StatusCode::METHOD_NOT_ALLOWED,
         "the status page only answers GET",
     )
+}
+
+/// Prometheus text exposition, computed from the cache.
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    metrics::respond(&state.metrics)
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

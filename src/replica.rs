@@ -12,6 +12,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
+use crate::metrics;
 use crate::report::{self, ReportContext};
 use crate::run::reap::Retention;
 use crate::run::store::States;
@@ -65,6 +66,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_holder_watch(holder.clone())
             .run(shutdown.clone()),
     );
+    let metrics =
+        metrics::for_replica(&settings, cache.clone(), holder.clone(), leadership.clone())
+            .context("cannot set up metrics")?;
     tokio::spawn(supervise_each_term(
         leadership,
         cache.clone(),
@@ -83,12 +87,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         holder,
         lease_synced,
         metadata: Arc::new(settings.state_metadata.clone()),
+        metrics: metrics.clone(),
     })
     .merge(reports);
     let listener = TcpListener::bind(settings.listen_address)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
-    tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /healthz and /readyz");
+    tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /metrics, /healthz and /readyz");
     let server =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
@@ -98,6 +103,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     shutdown.cancel();
     elector.await.context("the elector task failed")?;
     server.await.context("the HTTP server task failed")??;
+    // Last OTLP push; blocking, so off the async workers.
+    match tokio::task::spawn_blocking(move || metrics.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "metrics did not shut down cleanly"),
+        Err(error) => tracing::warn!(%error, "the metrics shutdown task failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

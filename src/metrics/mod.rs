@@ -150,8 +150,43 @@ impl Metrics {
         self.inner
             .provider
             .shutdown()
-            .map_err(|e| MetricsError::Provider(format!("shutdown: {e}")))
+            .map_err(|e| MetricsError::Provider(format!("shutdown, with a last OTLP push: {e}")))
     }
+}
+
+/// The metrics of one `kuberhealthy run` replica: its cache, its Lease holder watch and its
+/// leadership, OTLP from the standard environment. Logs whether and where OTLP pushes.
+pub fn for_replica(
+    settings: &crate::config::Settings,
+    cache: crate::cache::Cache,
+    holder: crate::leader::Holder,
+    leadership: crate::leader::Leadership,
+) -> Result<Metrics, MetricsError> {
+    let otlp = OtlpSettings::from_env()?;
+    let metrics = Metrics::new(
+        MetricsSettings {
+            prom: settings.prom_metrics_config.clone(),
+            otlp,
+            instance: settings.pod_name.clone(),
+        },
+        MetricsSources {
+            page: from_cache(cache, holder),
+            is_leader: from_leadership(leadership),
+        },
+    )?;
+    match metrics.otlp() {
+        Some(otlp) => tracing::info!(
+            endpoint = %otlp.endpoint,
+            interval = ?otlp.effective_interval(),
+            "OTLP metrics export is on"
+        ),
+        None => tracing::info!(
+            "OTLP metrics export is off; set {} or {} to push metrics",
+            otlp::ENDPOINT,
+            otlp::METRICS_ENDPOINT
+        ),
+    }
+    Ok(metrics)
 }
 
 /// `service.name=kuberhealthy` and `service.instance.id=<pod>` by default; the standard
