@@ -11,7 +11,9 @@ build:
 # Unit tests of every crate, then the end-to-end suite on a real control plane.
 test: unit e2e
 
+# The metrics tests run promtool and prometheus: install them first (once; idempotent).
 unit:
+	bash e2e/tools/install-prometheus.sh
 	$(CARGO) test --workspace --lib --bins --tests --exclude kuberhealthy-e2e
 
 # Fails on any finding. Only a toolchain without clippy or rustfmt skips that step, saying so.
@@ -32,3 +34,21 @@ crds:
 crds-check:
 	@$(CARGO) run --quiet --bin kuberhealthy -- crd | diff -u charts/kuberhealthy/crds/crds.yaml - \
 	  || { echo "crds-check: charts/kuberhealthy/crds/crds.yaml is stale; run 'make crds' and commit it"; exit 1; }
+
+# Builds etcd and kube-apiserver for the e2e tests (cached per version; minutes when cold).
+control-plane:
+	@dir=$$(bash e2e/control-plane/build.sh) && echo "control-plane binaries are in $$dir"
+
+# The end-to-end suite on a real control plane (see e2e/README.md). Fails if any process
+# the suite started is still alive afterwards.
+e2e: control-plane
+	$(CARGO) build --bin kuberhealthy
+	@session=make-e2e-$$(date +%s%N); \
+	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \
+	bash e2e/leftovers.sh $$session || status=1; \
+	exit $$status
+
+# A local cluster with example checks and three replicas, until Ctrl-C (see e2e/README.md).
+run: control-plane
+	$(CARGO) build --workspace --bins
+	$(CARGO) run --quiet -p kuberhealthy-e2e --bin local-cluster
