@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: build test unit lint fmt crds crds-check control-plane e2e run
+.PHONY: build test unit lint fmt crds crds-check rbac control-plane e2e run
 
 build:
 	$(CARGO) build --workspace --bins
@@ -30,10 +30,19 @@ fmt:
 crds:
 	$(CARGO) run --quiet --bin kuberhealthy -- crd > charts/kuberhealthy/crds/crds.yaml
 
-# Fails when the committed CRDs differ from what the code generates.
+# Regenerates the committed RBAC (rbac/) from the code's declaration.
+rbac:
+	$(CARGO) run --quiet --bin kuberhealthy -- rbac > rbac/kuberhealthy.yaml
+	$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
+
+# Fails when the committed CRDs or RBAC differ from what the code generates.
 crds-check:
 	@$(CARGO) run --quiet --bin kuberhealthy -- crd | diff -u charts/kuberhealthy/crds/crds.yaml - \
 	  || { echo "crds-check: charts/kuberhealthy/crds/crds.yaml is stale; run 'make crds' and commit it"; exit 1; }
+	@$(CARGO) run --quiet --bin kuberhealthy -- rbac | diff -u rbac/kuberhealthy.yaml - \
+	  || { echo "crds-check: rbac/kuberhealthy.yaml is stale; run 'make rbac' and commit it"; exit 1; }
+	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy | diff -u rbac/kuberhealthy-namespaced.yaml - \
+	  || { echo "crds-check: rbac/kuberhealthy-namespaced.yaml is stale; run 'make rbac' and commit it"; exit 1; }
 
 # Builds etcd and kube-apiserver for the e2e tests (cached per version; minutes when cold).
 control-plane:

@@ -9,6 +9,7 @@ pub mod http;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod rbac;
 pub mod replica;
 pub mod report;
 pub mod run;

@@ -22,6 +22,15 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the KuberhealthyCheck, KuberhealthyJob and KuberhealthyState CRDs as YAML.
     Crd,
+    /// Print the ServiceAccount and RBAC the controller needs, as YAML.
+    Rbac {
+        /// The namespace the replicas run in (their ServiceAccount and Lease).
+        #[arg(long, default_value = "kuberhealthy")]
+        namespace: String,
+        /// Grant access to this namespace only (Roles, no ClusterRole), for TARGET_NAMESPACE.
+        #[arg(long)]
+        target_namespace: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -29,6 +38,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crd => {
             print!("{}", kuberhealthy::crd::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Rbac {
+            namespace,
+            target_namespace,
+        } => {
+            let manifests =
+                kuberhealthy::rbac::controller_manifests(&namespace, target_namespace.as_deref());
+            print!("{}", kuberhealthy::rbac::to_yaml(&manifests));
             ExitCode::SUCCESS
         }
         Command::Run(args) => match run(*args) {
