@@ -245,3 +245,30 @@ fn controller_counters_and_histograms() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn leading_means_holding_a_term_that_is_still_valid() {
+    use tokio::sync::watch;
+    use tokio::time::Instant;
+
+    use crate::api::LeaderTerm;
+    use crate::leader::Term;
+
+    let id = LeaderTerm {
+        holder: "kuberhealthy-0".into(),
+        transitions: 3,
+    };
+    let (tx, leadership) = watch::channel(None);
+    let is_leader = from_leadership(leadership);
+    assert!(!is_leader());
+    tx.send_replace(Some(Term::new(
+        id.clone(),
+        Instant::now() + Duration::from_secs(10),
+    )));
+    assert!(is_leader());
+    // A term not renewed in time no longer counts, even before the elector replaces it.
+    tx.send_replace(Some(Term::new(id, Instant::now())));
+    assert!(!is_leader());
+    tx.send_replace(None);
+    assert!(!is_leader());
+}

@@ -9,5 +9,6 @@ mod exposition;
 mod fixture;
 mod otlp;
 mod prometheus_server;
+mod route;
 mod scrape;
 mod tools;
