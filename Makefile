@@ -51,6 +51,7 @@ control-plane:
 # The end-to-end suite on a real control plane (see e2e/README.md). Fails if any process
 # the suite started is still alive afterwards.
 e2e: control-plane
+	bash e2e/tools/install-prometheus.sh
 	$(CARGO) build --bin kuberhealthy
 	@session=make-e2e-$$(date +%s%N); \
 	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \

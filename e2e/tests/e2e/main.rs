@@ -4,6 +4,7 @@
 
 mod crds;
 mod harness;
+mod metrics;
 mod pod_runner;
 mod rbac;
 
