@@ -22,7 +22,7 @@ pub(crate) fn exporter() -> Result<(PrometheusExporter, Registry), MetricsError>
         // Counters are named with `_total` already, so OTLP and Prometheus names agree.
         .without_counter_suffixes()
         .build()
-        .map_err(|e| MetricsError::Exporter(format!("Prometheus: {e}")))?;
+        .map_err(|e| MetricsError::Exporter(format!("Prometheus exporter: {e}")))?;
     Ok((exporter, registry))
 }
 

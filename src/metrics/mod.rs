@@ -26,7 +26,7 @@ pub use controller::{
     RUNS_SUCCEEDED, RUNS_TIMED_OUT, RunOutcome,
 };
 pub use exposition::{respond, router};
-pub use labels::{error_label, truncate_on_char_boundary};
+pub use labels::error_label;
 pub use otlp::OtlpSettings;
 pub use page::{LeaderSource, PageSource, from_cache, from_leadership};
 pub use v2::{CHECK, CHECK_DURATION, CLUSTER_STATE, JOB, JOB_DURATION, RUNNING};

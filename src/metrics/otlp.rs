@@ -114,7 +114,12 @@ pub(crate) fn reader(
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(settings.endpoint.clone())
         .build()
-        .map_err(|e| MetricsError::Exporter(format!("OTLP to {}: {e}", settings.endpoint)))?;
+        .map_err(|e| {
+            MetricsError::Exporter(format!(
+                "OTLP metric exporter for {}: {e}",
+                settings.endpoint
+            ))
+        })?;
     let mut reader = PeriodicReader::builder(exporter);
     if let Some(interval) = settings.interval {
         reader = reader.with_interval(interval);
