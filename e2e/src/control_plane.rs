@@ -30,6 +30,8 @@ pub struct ControlPlane {
     binaries: ControlPlaneBinaries,
     pki: PkiFiles,
     log_dir: PathBuf,
+    /// The audit policy file, when the audit log is on (see [`ControlPlane::start_audited`]).
+    audit_policy: Option<PathBuf>,
     etcd: ProcessGroup,
     etcd_url: String,
     apiserver: Option<ProcessGroup>,
@@ -48,10 +50,23 @@ impl ControlPlane {
     /// Builds or finds the binaries, generates the PKI and tokens, starts etcd and the
     /// API server on free ports and waits until `/readyz` answers `ok`.
     pub async fn start_with(options: ControlPlaneOptions) -> Result<Self> {
+        Self::start_inner(options, None).await
+    }
+
+    /// Like [`ControlPlane::start_with`], with the API server's audit log on: every request
+    /// that `policy` (an `audit.k8s.io/v1` Policy in YAML, such as
+    /// [`crate::audit::WRITES_POLICY`]) selects is written as one JSON line to
+    /// [`ControlPlane::audit_log_path`], before the response is sent (blocking mode). The
+    /// log survives [`ControlPlane::stop_apiserver`] and a restart appends to it.
+    pub async fn start_audited(options: ControlPlaneOptions, policy: &str) -> Result<Self> {
+        Self::start_inner(options, Some(policy)).await
+    }
+
+    async fn start_inner(options: ControlPlaneOptions, audit_policy: Option<&str>) -> Result<Self> {
         let binaries = binaries::control_plane()?;
         let mut attempt = 1;
         loop {
-            match Self::start_once(&binaries, &options).await {
+            match Self::start_once(&binaries, &options, audit_policy).await {
                 Err(err)
                     if attempt < PORT_ATTEMPTS
                         && format!("{err:#}").contains("address already in use") =>
@@ -69,11 +84,20 @@ impl ControlPlane {
     async fn start_once(
         binaries: &ControlPlaneBinaries,
         options: &ControlPlaneOptions,
+        audit_policy: Option<&str>,
     ) -> Result<Self> {
         let begin = Instant::now();
         let scratch = session::new_scratch_dir("cp")?;
         let dir = scratch.path();
         let log_dir = options.log_dir.clone().unwrap_or_else(|| dir.join("logs"));
+        let audit_policy = match audit_policy {
+            Some(policy) => {
+                let path = dir.join("audit-policy.yaml");
+                std::fs::write(&path, policy).context("writing the audit policy")?;
+                Some(path)
+            }
+            None => None,
+        };
         let pki = Pki::generate()?;
         let pki_files = pki.write(&dir.join("pki"))?;
 
@@ -127,6 +151,7 @@ impl ControlPlane {
             binaries: binaries.clone(),
             pki: pki_files,
             log_dir,
+            audit_policy,
             etcd,
             etcd_url,
             apiserver: None,
@@ -156,13 +181,24 @@ impl ControlPlane {
         self.wait_ready().await
     }
 
-    /// Stops the API server alone (SIGTERM, SIGKILL after 10 s); etcd keeps running.
+    /// Stops the API server alone, in order: SIGTERM, then SIGKILL after 5 s (its graceful
+    /// shutdown can hang on open watch connections). etcd keeps running.
     pub async fn stop_apiserver(&mut self) -> Result<()> {
         let mut apiserver = self
             .apiserver
             .take()
             .context("the API server is not running")?;
-        apiserver.stop(Duration::from_secs(10)).await?;
+        apiserver.stop(Duration::from_secs(5)).await?;
+        Ok(())
+    }
+
+    /// Kills the API server alone with SIGKILL, like a crash. etcd keeps running.
+    pub async fn kill_apiserver(&mut self) -> Result<()> {
+        let mut apiserver = self
+            .apiserver
+            .take()
+            .context("the API server is not running")?;
+        apiserver.kill().await?;
         Ok(())
     }
 
@@ -201,6 +237,16 @@ impl ControlPlane {
             "--profiling=false".to_string(),
             "--v=1".to_string(),
         ]);
+        if let (Some(policy), Some(log)) = (&self.audit_policy, self.audit_log_path()) {
+            cmd.args([
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", log.display()),
+                "--audit-log-format=json".to_string(),
+                // Each event is written before the response goes out: a test that has its
+                // answer can read the event.
+                "--audit-log-mode=blocking".to_string(),
+            ]);
+        }
         cmd
     }
 
@@ -270,6 +316,14 @@ impl ControlPlane {
 
     pub fn is_apiserver_running(&self) -> bool {
         self.apiserver.is_some()
+    }
+
+    /// `<log dir>/audit.log` when the control plane was started with
+    /// [`ControlPlane::start_audited`]; read it with [`crate::audit::read`].
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        self.audit_policy
+            .as_ref()
+            .map(|_| self.log_dir.join("audit.log"))
     }
 
     /// Where `etcd.log` and `apiserver.log` are.

@@ -206,6 +206,12 @@ impl ProcessGroup {
         Ok(status)
     }
 
+    /// SIGKILL to the group, like a crash, and reap the leader.
+    pub async fn kill(&mut self) -> Result<ExitStatus> {
+        self.kill_group();
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
     /// A one-line description of how the leader ended, e.g. `exit code 2` or `signal 9`.
     pub fn describe_exit(status: ExitStatus) -> String {
         match (status.code(), status.signal()) {

@@ -35,10 +35,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // kube's request logger reports every refused connection while the API server starts;
+    // failures that matter come back as errors and are printed by this program.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let state = args

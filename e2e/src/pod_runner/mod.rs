@@ -74,7 +74,7 @@ pub async fn run(
 
     let mut runner = Runner::new(client.clone(), config);
     let pods = watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff();
+        .backoff(retry_backoff());
     let mut pods = std::pin::pin!(pods);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -98,6 +98,18 @@ pub async fn run(
     };
     runner.shutdown().await;
     result
+}
+
+/// Re-watch within 2 s at most: tests stop and restart the local API server and expect the
+/// runner back at once (client-go's default would wait up to 30 s).
+fn retry_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .without_max_times()
+        .with_jitter()
+        .into()
 }
 
 struct PodTask {

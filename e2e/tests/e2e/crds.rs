@@ -154,3 +154,27 @@ spec:
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn make_run_examples_apply_with_strict_validation() {
+    let ctx = cluster().await.context("examples").await.unwrap();
+    let client = ctx.client().await.unwrap();
+    install_crds(&client).await;
+    let dir = workspace_root().join("e2e/examples");
+    let mut checks = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let objects = manifests::apply_file(&client, &path, Some(ctx.namespace()))
+                .await
+                .unwrap_or_else(|e| panic!("{} was rejected: {e:#}", path.display()));
+            checks.extend(
+                objects
+                    .into_iter()
+                    .map(|o| o.metadata.name.unwrap_or_default()),
+            );
+        }
+    }
+    checks.sort();
+    assert_eq!(checks, ["example-fail", "example-pass"]);
+}

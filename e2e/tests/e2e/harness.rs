@@ -1,11 +1,13 @@
-//! The harness itself: replica handles and restarting the API server.
+//! The harness itself: replica handles, and restarting the API server under a cluster.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
+use kube::runtime::wait::await_condition;
 use kuberhealthy_e2e::process::{ProcessGroup, is_running, process_state};
-use kuberhealthy_e2e::{ControlPlane, Replica, accounts, metrics, wait_until};
+use kuberhealthy_e2e::{Replica, TestCluster, metrics, wait_until};
 
 use crate::{TIMEOUT, cluster};
 
@@ -89,14 +91,16 @@ async fn replica_handles_signal_and_configure_the_process() {
 
 #[tokio::test]
 async fn apiserver_restarts_on_the_same_port_with_the_same_data() {
-    // Its own control plane: stopping the shared API server would break other tests.
-    let mut plane = ControlPlane::start().await.unwrap();
-    eprintln!("control plane started in {:.1?}", plane.started_in());
-    let client = plane.client().await.unwrap();
-    accounts::create_namespace(&client, "survives")
+    // Its own cluster: stopping the shared API server would break other tests.
+    let mut cluster = TestCluster::start(Path::new(env!("CARGO_BIN_EXE_pod-runner")))
         .await
         .unwrap();
-    let config_maps: Api<ConfigMap> = Api::namespaced(client, "survives");
+    eprintln!(
+        "cluster started; the control plane took {:.1?}",
+        cluster.control_plane().started_in()
+    );
+    let ctx = cluster.context("restart").await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client().await.unwrap(), ctx.namespace());
     let mut object = ConfigMap::default();
     object.metadata.name = Some("kept".into());
     object.data = Some([("k".to_string(), "v".to_string())].into());
@@ -105,6 +109,7 @@ async fn apiserver_restarts_on_the_same_port_with_the_same_data() {
         .await
         .unwrap();
 
+    let plane = cluster.control_plane_mut();
     let url = plane.server_url().to_string();
     plane.stop_apiserver().await.unwrap();
     assert!(!plane.is_apiserver_running());
@@ -115,11 +120,48 @@ async fn apiserver_restarts_on_the_same_port_with_the_same_data() {
 
     plane.start_apiserver().await.unwrap();
     assert_eq!(plane.server_url(), url);
-    let config_maps: Api<ConfigMap> = Api::namespaced(plane.client().await.unwrap(), "survives");
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client().await.unwrap(), ctx.namespace());
     let kept = config_maps.get("kept").await.unwrap();
     assert_eq!(kept.data.unwrap()["k"], "v");
 
-    let samples = metrics::parse(&plane.apiserver_metrics().await.unwrap()).unwrap();
+    // A crash (SIGKILL) and a restart work the same way.
+    plane.kill_apiserver().await.unwrap();
+    assert!(
+        config_maps.get("kept").await.is_err(),
+        "the API server should be down"
+    );
+    plane.start_apiserver().await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client().await.unwrap(), ctx.namespace());
+    assert!(config_maps.get("kept").await.is_ok());
+
+    // The pod runner rides out the outage: a pod created now still runs.
+    ctx.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: after-restart
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.invalid/shell:latest
+    command: ["sh", "-c", "echo back"]
+"#,
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(ctx.client().await.unwrap(), ctx.namespace());
+    let succeeded =
+        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()?.phase.as_deref()) == Some("Succeeded");
+    tokio::time::timeout(TIMEOUT, await_condition(pods, "after-restart", succeeded))
+        .await
+        .expect("a pod created after the restart should run")
+        .unwrap();
+    assert_eq!(ctx.container_log("after-restart", "main"), "back\n");
+
+    let samples =
+        metrics::parse(&cluster.control_plane().apiserver_metrics().await.unwrap()).unwrap();
     let gets = metrics::sum(
         &samples,
         "apiserver_request_total",
@@ -130,23 +172,26 @@ async fn apiserver_restarts_on_the_same_port_with_the_same_data() {
         "the restarted API server counted {gets} GETs of configmaps"
     );
 
-    let etcd_and_apiserver: Vec<u32> = std::fs::read_dir("/proc")
+    // etcd, kube-apiserver and the pod runner all name the scratch directory in their
+    // command line; all must be gone once the cluster is dropped.
+    let dir = cluster.control_plane().dir().to_string_lossy().into_owned();
+    let processes: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .filter(|pid: &u32| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                String::from_utf8_lossy(&c).contains(&*plane.dir().to_string_lossy())
-            })
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
         })
         .collect();
     assert_eq!(
-        etcd_and_apiserver.len(),
-        2,
-        "expected etcd and kube-apiserver, found pids {etcd_and_apiserver:?}"
+        processes.len(),
+        3,
+        "expected etcd, kube-apiserver and pod-runner, found pids {processes:?}"
     );
-    drop(plane);
-    for pid in etcd_and_apiserver {
-        assert!(!is_running(pid), "pid {pid} survived the control plane");
+    drop(ctx);
+    drop(cluster);
+    for pid in processes {
+        assert!(!is_running(pid), "pid {pid} survived the cluster");
     }
 }

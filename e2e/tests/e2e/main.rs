@@ -3,6 +3,7 @@
 //! namespace. Run them with `make e2e` (which also checks that no process survives).
 
 mod crds;
+mod examples;
 mod harness;
 mod metrics;
 mod pod_runner;
