@@ -8,8 +8,9 @@ use crate::config::{LogFormat, LogLevel};
 /// (for example `RUST_LOG=kuberhealthy=trace,kube=debug`).
 pub fn init(level: LogLevel, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // Directives match target prefixes: `kube` would also silence `kuberhealthy`.
         EnvFilter::new(format!(
-            "{level},kube=warn,hyper=warn,tower=warn",
+            "{level},kube_client=warn,kube_runtime=warn,hyper=warn,tower=warn",
             level = level.as_str()
         ))
     });

@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
 use crate::metrics;
+use crate::metrics::ControllerMetrics;
 use crate::report::{self, ReportContext};
 use crate::run::reap::Retention;
 use crate::run::store::States;
@@ -73,13 +74,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         leadership,
         cache.clone(),
         client.clone(),
-        supervisor_settings(&settings),
+        supervisor_settings(&settings, metrics.controller()),
     ));
 
     let reports = report::router(ReportContext {
         cache: cache.clone(),
         states: States::new(client.clone()),
         identity: settings.pod_name.as_str().into(),
+        metrics: metrics.controller(),
     });
 
     let app = http::router(AppState {
@@ -113,7 +115,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn supervisor_settings(settings: &Settings) -> SupervisorSettings {
+fn supervisor_settings(settings: &Settings, metrics: ControllerMetrics) -> SupervisorSettings {
     SupervisorSettings {
         identity: settings.pod_name.clone(),
         reporting_url: settings.reporting_url.clone(),
@@ -124,6 +126,7 @@ fn supervisor_settings(settings: &Settings) -> SupervisorSettings {
         },
         max_khjob_age: settings.max_khjob_age.as_duration(),
         starts_per_second: settings.max_starts_per_second,
+        metrics,
     }
 }
 

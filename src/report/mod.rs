@@ -24,6 +24,7 @@ use self::parse::{MAX_BODY_BYTES, Report};
 use crate::api::{KuberhealthyState, names};
 use crate::cache::Cache;
 use crate::http::json_error;
+use crate::metrics::{ControllerMetrics, RunOutcome};
 use crate::run::store::{States, WriteError};
 use crate::run::transition;
 
@@ -36,6 +37,7 @@ pub struct ReportContext {
     pub states: States,
     /// This replica (`AuthoritativePod` of the results it writes).
     pub identity: Arc<str>,
+    pub metrics: ControllerMetrics,
 }
 
 pub fn router(ctx: ReportContext) -> Router {
@@ -54,9 +56,22 @@ pub fn router(ctx: ReportContext) -> Router {
         .with_state(ctx)
 }
 
+/// Times and counts every answer.
 async fn receive(
     State(ctx): State<ReportContext>,
     headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = answer(&ctx, &headers, body).await;
+    ctx.metrics
+        .report_handled(response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn answer(
+    ctx: &ReportContext,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -94,7 +109,7 @@ async fn receive(
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match record(&ctx, uuid, &report).await {
+    match record(ctx, uuid, &report).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(run = %uuid, error = %e, "could not persist a report");
@@ -177,6 +192,16 @@ async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Resp
         match ctx.states.replace(&state, spec).await {
             Ok(_) => {
                 tracing::info!(check = %key, run = %uuid, ok = report.ok, errors = ?report.errors, "recorded a report");
+                let outcome = if report.ok {
+                    RunOutcome::Succeeded
+                } else {
+                    RunOutcome::Failed
+                };
+                ctx.metrics.run_finished(
+                    &state.namespace().unwrap_or_default(),
+                    &state.name_any(),
+                    outcome,
+                );
                 return Ok(accepted(&key, uuid));
             }
             Err(WriteError::Conflict) => {

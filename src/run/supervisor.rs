@@ -28,15 +28,17 @@ use crate::api::{
 };
 use crate::cache::Cache;
 use crate::leader::Term;
+use crate::metrics::{ControllerMetrics, RunOutcome};
 use crate::schedule::{self, NextStart, StartBudget};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SupervisorSettings {
     pub identity: String,
     pub reporting_url: String,
     pub retention: Retention,
     pub max_khjob_age: Duration,
     pub starts_per_second: u32,
+    pub metrics: ControllerMetrics,
 }
 
 /// What a run is built from: its check or job.
@@ -284,10 +286,10 @@ impl Supervisor {
     async fn start_check(&mut self, check: &Arc<KuberhealthyCheck>, due_at: Timestamp) {
         let Ok(timing) = check.validate() else { return };
         let source = Source::Check(check);
-        let started = self.start_run(&source, timing.timeout).await;
-        if started {
-            let lateness = Timestamp::now().duration_since(due_at);
-            tracing::debug!(check = %source.key(), late_by = %lateness, "run started");
+        if self.start_run(&source, timing.timeout).await {
+            let lateness = Timestamp::now().duration_since(due_at).unsigned_abs();
+            self.settings.metrics.run_started_late(lateness);
+            tracing::debug!(check = %source.key(), late_by = ?lateness, "run started");
         }
     }
 
@@ -320,6 +322,7 @@ impl Supervisor {
             return false;
         };
         tracing::info!(check = %source.key(), run = %uuid, pod = %pod_name, "starting a run");
+        self.settings.metrics.run_started(&w.namespace, &w.name);
         self.create_pod(source, &state).await;
         true
     }
@@ -450,6 +453,14 @@ impl Supervisor {
             return false;
         }
         tracing::warn!(check = %source.key(), run = %state.spec.uuid, "{message}");
+        let outcome = if reason == "RunTimedOut" {
+            RunOutcome::TimedOut
+        } else {
+            RunOutcome::Failed
+        };
+        self.settings
+            .metrics
+            .run_finished(&w.namespace, &w.name, outcome);
         self.event(source, EventType::Warning, reason, "FinishRun", message)
             .await;
         true
