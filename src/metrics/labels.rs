@@ -180,14 +180,7 @@ mod tests {
             errors: errors.iter().map(|e| e.to_string()).collect(),
             run_duration: run_duration.to_string(),
             namespace: namespace.to_string(),
-            node: String::new(),
-            last_run: None,
-            authoritative_pod: String::new(),
-            uuid: String::new(),
-            next_run_at: None,
-            last_ok_at: None,
-            consecutive_failures: 0,
-            stale: false,
+            ..Default::default()
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod controller;
 mod exposition;
+mod freshness;
 mod labels;
 mod otlp;
 mod page;
@@ -108,6 +109,7 @@ impl Metrics {
         );
         let memo = Arc::new(PageMemo::new(sources.page));
         v2::register(&meter, memo.clone(), settings.prom);
+        freshness::register(&meter, memo.clone());
         controller::register_leader(&meter, sources.is_leader);
         let controller = ControllerMetrics::new(&meter);
         Ok(Metrics {

@@ -12,14 +12,7 @@ fn details(namespace: &str, ok: bool, errors: &[&str], run_duration: &str) -> Wo
         errors: errors.iter().map(|e| e.to_string()).collect(),
         run_duration: run_duration.to_string(),
         namespace: namespace.to_string(),
-        node: String::new(),
-        last_run: None,
-        authoritative_pod: String::new(),
-        uuid: String::new(),
-        next_run_at: None,
-        last_ok_at: None,
-        consecutive_failures: 0,
-        stale: false,
+        ..Default::default()
     }
 }
 

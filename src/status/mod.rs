@@ -18,7 +18,7 @@ use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload
 pub const STALE_TOLERANCE: Duration = Duration::from_secs(60);
 
 /// One check or job on the status page: v2's keys, then this project's additions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct WorkloadDetails {
     #[serde(rename = "OK")]
     pub ok: bool,
@@ -36,6 +36,9 @@ pub struct WorkloadDetails {
     pub authoritative_pod: String,
     #[serde(rename = "uuid")]
     pub uuid: String,
+    /// How often the check runs, as a Go duration (checks only).
+    #[serde(rename = "runInterval", skip_serializing_if = "Option::is_none")]
+    pub run_interval: Option<String>,
     /// When the next run is due (checks only; absent while a run is in flight).
     #[serde(rename = "nextRunAt", skip_serializing_if = "Option::is_none")]
     pub next_run_at: Option<Timestamp>,
@@ -59,16 +62,9 @@ impl WorkloadDetails {
         WorkloadDetails {
             ok: false,
             errors,
-            run_duration: String::new(),
             namespace,
-            node: String::new(),
-            last_run: None,
-            authoritative_pod: String::new(),
-            uuid: String::new(),
-            next_run_at: None,
-            last_ok_at: None,
-            consecutive_failures: 0,
             stale,
+            ..Default::default()
         }
     }
 }
@@ -133,7 +129,7 @@ fn details_from_state(state: &KuberhealthyState) -> WorkloadDetails {
         next_run_at: None,
         last_ok_at: s.last_ok_at,
         consecutive_failures: s.consecutive_failures,
-        stale: false,
+        ..Default::default()
     }
 }
 
@@ -180,9 +176,12 @@ fn details_of_check(
             duration::format(timing.timeout),
             duration::format(STALE_TOLERANCE)
         );
-        return Some(WorkloadDetails::failing(namespace, vec![error], true));
+        let mut details = WorkloadDetails::failing(namespace, vec![error], true);
+        details.run_interval = Some(duration::format(timing.run_interval));
+        return Some(details);
     };
     let mut details = details_from_state(state);
+    details.run_interval = Some(duration::format(timing.run_interval));
     if !state.spec.run_in_flight() {
         details.next_run_at = state
             .spec

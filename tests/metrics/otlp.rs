@@ -124,6 +124,8 @@ async fn metrics_are_pushed_to_an_otlp_receiver() {
         BTreeSet::from([
             "kuberhealthy_check",
             "kuberhealthy_check_duration_seconds",
+            "kuberhealthy_check_last_run_timestamp_seconds",
+            "kuberhealthy_check_run_interval_seconds",
             "kuberhealthy_cluster_state",
             "kuberhealthy_controller_leader",
             "kuberhealthy_job",
