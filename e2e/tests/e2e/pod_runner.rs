@@ -390,3 +390,73 @@ spec:
         Some("StartError")
     );
 }
+
+#[tokio::test]
+async fn init_containers_run_first_and_unexecutable_commands_fail() {
+    let ctx = cluster()
+        .await
+        .context("init-and-start-error")
+        .await
+        .unwrap();
+    ctx.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: init-first
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: prepare
+    image: example.invalid/shell:latest
+    command: ["sh", "-c", "echo prepared > state"]
+  containers:
+  - name: main
+    image: example.invalid/shell:latest
+    command: ["cat", "state"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cannot-exec
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.invalid/shell:latest
+    command: ["/nonexistent/checker"]
+"#,
+    )
+    .await
+    .unwrap();
+    let pod = wait_for_pod(&ctx, "init-first", "phase Succeeded", |p| {
+        phase(p) == Some("Succeeded")
+    })
+    .await;
+    let init = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .expect("init container statuses");
+    assert_eq!(
+        init[0]
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code),
+        Some(0)
+    );
+    assert_eq!(ctx.container_log("init-first", "main"), "prepared\n");
+
+    let pod = wait_for_pod(&ctx, "cannot-exec", "phase Failed", |p| {
+        phase(p) == Some("Failed")
+    })
+    .await;
+    let main = terminated(&pod, "main");
+    assert_eq!(
+        (main.exit_code, main.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    let message = main.message.as_deref().unwrap_or_default();
+    assert!(message.contains("/nonexistent/checker"), "{message}");
+}
