@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: build test unit lint fmt crds crds-check rbac control-plane e2e run
+.PHONY: build test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run
 
 build:
 	$(CARGO) build --workspace --bins
@@ -34,6 +34,8 @@ crds:
 rbac:
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac > rbac/kuberhealthy.yaml
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
+	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
+	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
 
 # Fails when the committed CRDs or RBAC differ from what the code generates.
 crds-check:
@@ -43,6 +45,10 @@ crds-check:
 	  || { echo "crds-check: rbac/kuberhealthy.yaml is stale; run 'make rbac' and commit it"; exit 1; }
 	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy | diff -u rbac/kuberhealthy-namespaced.yaml - \
 	  || { echo "crds-check: rbac/kuberhealthy-namespaced.yaml is stale; run 'make rbac' and commit it"; exit 1; }
+	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules controller | diff -u charts/kuberhealthy/files/controller-rules.yaml - \
+	  || { echo "crds-check: the chart's controller rules are stale; run 'make rbac' and commit them"; exit 1; }
+	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
+	  || { echo "crds-check: the chart's lease rules are stale; run 'make rbac' and commit them"; exit 1; }
 
 # Builds etcd and kube-apiserver for the e2e tests (cached per version; minutes when cold).
 control-plane:
@@ -62,3 +68,7 @@ e2e: control-plane
 run: control-plane
 	$(CARGO) build --workspace --bins
 	$(CARGO) run --quiet -p kuberhealthy-e2e --bin local-cluster
+
+# Builds helm from the Go module proxy (cached) and lints the chart.
+chart-lint:
+	@helm=$$(bash e2e/tools/build-helm.sh) && $$helm lint charts/kuberhealthy

@@ -30,6 +30,9 @@ enum Command {
         /// Grant access to this namespace only (Roles, no ClusterRole), for TARGET_NAMESPACE.
         #[arg(long)]
         target_namespace: Option<String>,
+        /// Print only the rules of `controller` or `lease` (for the Helm chart's files/).
+        #[arg(long, value_parser = ["controller", "lease"])]
+        rules: Option<String>,
     },
 }
 
@@ -43,10 +46,18 @@ fn main() -> ExitCode {
         Command::Rbac {
             namespace,
             target_namespace,
+            rules,
         } => {
-            let manifests =
-                kuberhealthy::rbac::controller_manifests(&namespace, target_namespace.as_deref());
-            print!("{}", kuberhealthy::rbac::to_yaml(&manifests));
+            use kuberhealthy::rbac;
+            match rules.as_deref() {
+                Some("controller") => print!("{}", rbac::rules_yaml(rbac::CONTROLLER_RULES)),
+                Some(_) => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),
+                None => {
+                    let manifests =
+                        rbac::controller_manifests(&namespace, target_namespace.as_deref());
+                    print!("{}", rbac::to_yaml(&manifests));
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Run(args) => match run(*args) {

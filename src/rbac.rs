@@ -157,6 +157,11 @@ pub fn controller_manifests(namespace: &str, target_namespace: Option<&str>) -> 
     out
 }
 
+/// The rules alone as a YAML list, for the Helm chart's templates (`files/`).
+pub fn rules_yaml(rules: &[Rule]) -> String {
+    serde_saphyr::to_string(&policy(rules)).expect("RBAC rules serialize to YAML")
+}
+
 /// The manifests as one multi-document YAML stream, with `apiVersion` and `kind`.
 pub fn to_yaml(manifests: &[Manifest]) -> String {
     manifests
