@@ -19,6 +19,8 @@ use kuberhealthy_e2e::{
 use tokio::signal::unix::{SignalKind, signal};
 
 const NAMESPACE: &str = "kuberhealthy";
+/// The RBAC a cluster-wide install uses (ServiceAccount `kuberhealthy/kuberhealthy`).
+const RBAC_FILE: &str = "rbac/kuberhealthy.yaml";
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +90,23 @@ async fn main() -> Result<()> {
         }
     }
 
-    let mut replicas = start_replicas(args.replicas, &kubeconfig, &logs)?;
+    let replica_kubeconfig = match service_account_kubeconfig(&control_plane, &client, &state).await
+    {
+        Ok(path) => {
+            println!(
+                "Replicas run as ServiceAccount {NAMESPACE}/kuberhealthy with the RBAC of {RBAC_FILE}"
+            );
+            path
+        }
+        Err(err) => {
+            println!(
+                "NOT THERE YET: replicas run as admin, because {RBAC_FILE} could not be used: {err:#}"
+            );
+            kubeconfig.clone()
+        }
+    };
+
+    let mut replicas = start_replicas(args.replicas, &replica_kubeconfig, &logs)?;
     println!();
     for replica in &mut replicas {
         report_replica(replica).await?;
@@ -120,6 +138,22 @@ fn lock_state_dir(state: &Path) -> Result<File> {
         );
     }
     Ok(file)
+}
+
+/// Applies the project's RBAC and writes a kubeconfig for its ServiceAccount, so the
+/// replicas run with the permissions a real install gives them.
+async fn service_account_kubeconfig(
+    control_plane: &ControlPlane,
+    client: &Client,
+    state: &Path,
+) -> Result<PathBuf> {
+    manifests::apply_file(client, &workspace_root().join(RBAC_FILE), Some(NAMESPACE)).await?;
+    let path = state.join("kuberhealthy.kubeconfig");
+    control_plane
+        .endpoint()
+        .service_account_kubeconfig(NAMESPACE, "kuberhealthy", &path)
+        .await?;
+    Ok(path)
 }
 
 /// The CRDs from `kuberhealthy crd`, else from the chart; then `e2e/examples/*.yaml`.
