@@ -22,6 +22,17 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the KuberhealthyCheck, KuberhealthyJob and KuberhealthyState CRDs as YAML.
     Crd,
+    /// Report a checker's result (for shell checks): `--ok`, or one `--error` per problem.
+    /// Reads KH_REPORTING_URL, KH_RUN_UUID and KH_CHECK_RUN_DEADLINE like every check client.
+    #[command(group(clap::ArgGroup::new("result").required(true).args(["ok", "error"])))]
+    Report {
+        /// The check passed.
+        #[arg(long)]
+        ok: bool,
+        /// The check failed with this error (repeat for several).
+        #[arg(long, value_name = "MESSAGE")]
+        error: Vec<String>,
+    },
     /// Print the ServiceAccount and RBAC the controller needs, as YAML.
     Rbac {
         /// The namespace the replicas run in (their ServiceAccount and Lease).
@@ -60,6 +71,13 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Report { ok, error } => match report(ok, error) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kuberhealthy report: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -68,6 +86,21 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::client::ReportError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime");
+    runtime.block_on(async {
+        let reporter = kuberhealthy::client::Reporter::from_env()?;
+        if ok {
+            reporter.report_success().await
+        } else {
+            reporter.report_failure(&errors).await
+        }
+    })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
