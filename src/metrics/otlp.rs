@@ -109,6 +109,8 @@ impl OtlpSettings {
 pub(crate) fn reader(
     settings: &OtlpSettings,
 ) -> Result<PeriodicReader<MetricExporter>, MetricsError> {
+    // The exporter's HTTP client needs rustls's process-wide provider.
+    crate::client::install_tls_provider();
     let exporter = MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
