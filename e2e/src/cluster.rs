@@ -30,7 +30,12 @@ impl TestCluster {
     /// Starts a control plane and `pod_runner_bin` (the `pod-runner` binary; integration
     /// tests pass `env!("CARGO_BIN_EXE_pod-runner")`).
     pub async fn start(pod_runner_bin: &Path) -> Result<Self> {
-        let control_plane = ControlPlane::start().await?;
+        Self::start_on(ControlPlane::start().await?, pod_runner_bin).await
+    }
+
+    /// Like [`TestCluster::start`] on a control plane the caller started, e.g. with
+    /// [`ControlPlane::start_audited`].
+    pub async fn start_on(control_plane: ControlPlane, pod_runner_bin: &Path) -> Result<Self> {
         let pod_logs = control_plane.dir().join("pods");
         let pod_runner = spawn_pod_runner(
             pod_runner_bin,

@@ -56,8 +56,8 @@ impl ControlPlane {
     /// Like [`ControlPlane::start_with`], with the API server's audit log on: every request
     /// that `policy` (an `audit.k8s.io/v1` Policy in YAML, such as
     /// [`crate::audit::WRITES_POLICY`]) selects is written as one JSON line to
-    /// [`ControlPlane::audit_log_path`], before the response is sent (blocking mode). The
-    /// log survives [`ControlPlane::stop_apiserver`] and a restart appends to it.
+    /// [`ControlPlane::audit_log_path`] (in blocking mode: before the API server finishes the
+    /// request). The log survives [`ControlPlane::stop_apiserver`]; a restart appends to it.
     pub async fn start_audited(options: ControlPlaneOptions, policy: &str) -> Result<Self> {
         Self::start_inner(options, Some(policy)).await
     }
@@ -242,8 +242,7 @@ impl ControlPlane {
                 format!("--audit-policy-file={}", policy.display()),
                 format!("--audit-log-path={}", log.display()),
                 "--audit-log-format=json".to_string(),
-                // Each event is written before the response goes out: a test that has its
-                // answer can read the event.
+                // The request waits for its event to be written: none is dropped under load.
                 "--audit-log-mode=blocking".to_string(),
             ]);
         }

@@ -6,12 +6,15 @@
 //! - [`TestCluster`] and [`TestContext`] give each test a namespace, a log directory and a
 //!   dump of every relevant log when the test fails.
 //! - [`Replica`] runs `kuberhealthy run` processes.
+//! - [`audit`] reads the API server's audit log, for tests that start a control plane
+//!   with [`ControlPlane::start_audited`].
 //!
 //! Every process the harness starts runs in its own process group, dies with the process
 //! that started it (`PR_SET_PDEATHSIG`) and carries the session marker
 //! [`session::SESSION_ENV`], so `make e2e` can prove that nothing outlived the suite.
 
 pub mod accounts;
+pub mod audit;
 pub mod binaries;
 mod cleanup;
 pub mod cluster;
