@@ -17,10 +17,14 @@ pub enum NextStart {
     At(Timestamp),
 }
 
-/// The last start of a check: the persisted `runStartedAt`, or, for a state written by v2,
-/// its `LastRun` (so moving from v2 does not rerun every check at once).
+/// The last start of a check: the persisted `runStartedAt`, or, for a state written by v2
+/// (a run `uuid` without `runStartedAt`), its `LastRun`, so moving from v2 does not rerun
+/// every check at once. A state without a run has no last start, even with a `LastRun`:
+/// that is when the check was found invalid, and a fixed check must run at once.
 pub fn last_start(state: &KuberhealthyStateSpec) -> Option<Timestamp> {
-    state.run_started_at.or(state.last_run)
+    state
+        .run_started_at
+        .or(state.last_run.filter(|_| !state.uuid.is_empty()))
 }
 
 /// `created` is the check's creation time: a check that never ran is due then.
@@ -161,6 +165,21 @@ mod tests {
         assert_eq!(
             next_start(Some(&s), HOUR, ts("2025-01-01T00:00:00Z")),
             NextStart::At(ts("2026-01-01T01:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_check_fixed_after_being_invalid_runs_at_once() {
+        // `transition::invalid` writes `LastRun` but starts no run: no uuid, no runStartedAt.
+        let created = ts("2026-01-01T00:00:00Z");
+        let invalid = KuberhealthyStateSpec {
+            last_run: Some(ts("2026-01-01T00:00:01Z")),
+            errors: vec!["ns/c: invalid check: spec.runInterval: ...".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            next_start(Some(&invalid), HOUR, created),
+            NextStart::At(created)
         );
     }
 
