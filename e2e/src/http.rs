@@ -15,11 +15,41 @@ pub struct Response {
 
 /// `GET http://127.0.0.1:<port><path>`, with a 10 s limit for the whole exchange.
 pub async fn get(port: u16, path: &str) -> Result<Response> {
+    request(port, "GET", path, &[], b"").await
+}
+
+/// `POST` of `body` with extra `headers`, as a checker reports.
+pub async fn post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response> {
+    request(port, "POST", path, headers, body).await
+}
+
+/// Any request, with a 10 s limit for the whole exchange.
+pub async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let request =
-            format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
+        let mut head =
+            format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        // A server may answer and close before reading a body it refuses (413).
+        let _ = stream.write_all(body).await;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
         anyhow::Ok(raw)
@@ -27,7 +57,7 @@ pub async fn get(port: u16, path: &str) -> Result<Response> {
     let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .map_err(|_| anyhow!("no answer within 10 s"))?
-        .with_context(|| format!("GET http://127.0.0.1:{port}{path}"))?;
+        .with_context(|| format!("{method} http://127.0.0.1:{port}{path}"))?;
     parse_response(&String::from_utf8_lossy(&raw))
 }
 

@@ -127,7 +127,11 @@ async fn find_state(
     ctx: &ReportContext,
     uuid: &str,
 ) -> Result<Option<KuberhealthyState>, kube::Error> {
-    if let Some(state) = ctx.cache.states.find(|s| s.spec.uuid == uuid) {
+    // The current run, or one the state remembers (a superseded run gets 410, not 400).
+    let known = |s: &KuberhealthyState| {
+        s.spec.uuid == uuid || s.spec.history.iter().any(|h| h.uuid == uuid)
+    };
+    if let Some(state) = ctx.cache.states.find(|s| known(s)) {
         return Ok(Some((*state).clone()));
     }
     let from_cache = ctx

@@ -45,7 +45,7 @@ pub fn judge(
     if now >= deadline {
         let doing = pod.map_or_else(|| format!("pod {pod_name} does not exist"), describe);
         return Verdict::TimedOut(format!(
-            "{key}: timed out waiting for checker pod to report in ({doing})"
+            "{key}: timed out waiting for checker pod to report in (deadline {deadline}; {doing})"
         ));
     }
     let Some(pod) = pod else {
@@ -271,12 +271,12 @@ mod tests {
         p.spec = Some(Default::default());
         assert_eq!(
             judge("ns/c", "c-1234", ts(DEADLINE), Some(&p), ts(DEADLINE)),
-            Verdict::TimedOut("ns/c: timed out waiting for checker pod to report in (pod c-1234 is Pending, not scheduled to a node)".into())
+            Verdict::TimedOut("ns/c: timed out waiting for checker pod to report in (deadline 2026-01-01T00:05:00Z; pod c-1234 is Pending, not scheduled to a node)".into())
         );
         assert_eq!(
             judge("ns/c", "c-1234", ts(DEADLINE), None, ts(DEADLINE)),
             Verdict::TimedOut(
-                "ns/c: timed out waiting for checker pod to report in (pod c-1234 does not exist)"
+                "ns/c: timed out waiting for checker pod to report in (deadline 2026-01-01T00:05:00Z; pod c-1234 does not exist)"
                     .into()
             )
         );

@@ -8,6 +8,7 @@ mod harness;
 mod metrics;
 mod pod_runner;
 mod rbac;
+mod reports;
 
 use std::path::Path;
 use std::time::Duration;
