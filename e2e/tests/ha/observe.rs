@@ -1,0 +1,327 @@
+//! What the test sees, with the instant it saw it: the Lease and the khstates through
+//! watches of its own (admin), the replicas through their status pages and metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use kuberhealthy_e2e::{http, metrics, wait_until};
+use tokio::task::JoinHandle;
+
+/// The Lease as the test's watch delivered it.
+#[derive(Clone, Debug)]
+pub struct LeaseSeen {
+    /// When the event reached the test.
+    pub at: Instant,
+    /// `holderIdentity`; `None` when empty (released).
+    pub holder: Option<String>,
+    pub transitions: i32,
+    pub acquire_time: Option<Timestamp>,
+}
+
+/// Every version of the Lease the test's watch delivered, in order.
+pub struct LeaseLog {
+    seen: Arc<Mutex<Vec<LeaseSeen>>>,
+    task: JoinHandle<()>,
+}
+
+impl LeaseLog {
+    pub fn start(client: Client, namespace: &str, name: &str) -> LeaseLog {
+        let api: Api<Lease> = Api::namespaced(client, namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let stream = watcher(api, config).default_backoff().applied_objects();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                // Errors (the API server is down) are retried by the backoff.
+                let Ok(lease) = event else { continue };
+                let at = Instant::now();
+                let spec = lease.spec.unwrap_or_default();
+                sink.lock().unwrap().push(LeaseSeen {
+                    at,
+                    holder: spec.holder_identity.filter(|h| !h.is_empty()),
+                    transitions: spec.lease_transitions.unwrap_or(0),
+                    acquire_time: spec.acquire_time.map(|t| t.0),
+                });
+            }
+        });
+        LeaseLog { seen, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<LeaseSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The first version seen at or after `since` whose holder is someone other than `old`.
+    pub async fn wait_for_new_holder(
+        &self,
+        old: &str,
+        since: Instant,
+        timeout: Duration,
+    ) -> Result<LeaseSeen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .snapshot()
+                .into_iter()
+                .find(|s| s.at >= since && s.holder.as_deref().is_some_and(|h| h != old));
+            if let Some(found) = found {
+                return Ok(found);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the Lease did not name a leader other than {old} within {timeout:?}; seen since: {:?}",
+                    self.snapshot()
+                        .iter()
+                        .filter(|s| s.at >= since)
+                        .map(|s| &s.holder)
+                        .collect::<Vec<_>>()
+                );
+            }
+            // Fine-grained: the watch stamps the event, this only notices it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for LeaseLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A run start as the test's khstate watch delivered it (a new `uuid` in a khstate).
+#[derive(Clone, Debug)]
+pub struct RunSeen {
+    pub at: Instant,
+    pub check: String,
+    pub uuid: String,
+    /// `runTerm`: the holder and `leaseTransitions` of the term that started the run.
+    pub holder: String,
+    pub transitions: i64,
+}
+
+/// Every run start the test's khstate watch delivered, in the order the API server
+/// committed them (one watch over the namespace delivers events in revision order).
+pub struct RunLog {
+    seen: Arc<Mutex<Vec<RunSeen>>>,
+    task: JoinHandle<()>,
+}
+
+pub fn khstates_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyState"),
+        "khstates",
+    )
+}
+
+pub async fn list_khstates(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &khstates_resource());
+    Ok(api.list(&Default::default()).await?.items)
+}
+
+impl RunLog {
+    pub fn start(client: Client, namespace: &str) -> RunLog {
+        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &khstates_resource());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut last_uuid: HashMap<String, String> = HashMap::new();
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                let Ok(state) = event else { continue };
+                let at = Instant::now();
+                let spec = &state.data["spec"];
+                let uuid = spec["uuid"].as_str().unwrap_or_default().to_string();
+                let check = state.name_any();
+                if uuid.is_empty() || last_uuid.get(&check) == Some(&uuid) {
+                    continue;
+                }
+                last_uuid.insert(check.clone(), uuid.clone());
+                sink.lock().unwrap().push(RunSeen {
+                    at,
+                    check,
+                    uuid,
+                    holder: spec["runTerm"]["holder"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    transitions: spec["runTerm"]["transitions"].as_i64().unwrap_or(-1),
+                });
+            }
+        });
+        RunLog { seen, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<RunSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until every one of `checks` has a run started by `holder` that the test saw at
+    /// or after `since`; returns those runs.
+    pub async fn wait_for_runs_by(
+        &self,
+        holder: &str,
+        checks: &[String],
+        since: Instant,
+    ) -> Result<Vec<RunSeen>> {
+        wait_until(
+            &format!("a run of each check started by {holder}"),
+            crate::TIMEOUT,
+            || async {
+                let runs: Vec<RunSeen> = checks
+                    .iter()
+                    .filter_map(|check| {
+                        self.snapshot()
+                            .into_iter()
+                            .find(|r| &r.check == check && r.holder == holder && r.at >= since)
+                    })
+                    .collect();
+                Ok((runs.len() == checks.len()).then_some(runs))
+            },
+        )
+        .await
+    }
+}
+
+impl RunLog {
+    /// Waits until a run started by term (`holder`, `transitions`) has been seen.
+    pub async fn wait_for_run_by_term(&self, holder: &str, transitions: i32) -> Result<RunSeen> {
+        wait_until(
+            &format!("a run started by term ({holder}, {transitions})"),
+            crate::TIMEOUT,
+            || async {
+                Ok(self
+                    .snapshot()
+                    .into_iter()
+                    .find(|r| r.holder == holder && r.transitions == i64::from(transitions)))
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `CurrentMaster` of a replica's status page (`None` when empty).
+pub async fn current_master(port: u16) -> Result<Option<String>> {
+    Ok(status_page(port).await?.current_master)
+}
+
+/// What the tests read from `GET /json`.
+#[derive(Debug, Clone)]
+pub struct StatusPage {
+    pub current_master: Option<String>,
+    /// The keys of `CheckDetails` (`namespace/name`).
+    pub checks: Vec<String>,
+}
+
+pub async fn status_page(port: u16) -> Result<StatusPage> {
+    let response = http::get(port, "/json").await?;
+    if response.status != 200 {
+        bail!("GET /json answered {}: {}", response.status, response.body);
+    }
+    parse_status_page(&response.body)
+}
+
+fn parse_status_page(body: &str) -> Result<StatusPage> {
+    let page: serde_json::Value =
+        serde_json::from_str(body).with_context(|| format!("GET /json is not JSON: {body}"))?;
+    let current_master = page["CurrentMaster"]
+        .as_str()
+        .context("the status page has no CurrentMaster string")?;
+    let checks = page["CheckDetails"]
+        .as_object()
+        .map(|details| details.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(StatusPage {
+        current_master: (!current_master.is_empty()).then(|| current_master.to_string()),
+        checks,
+    })
+}
+
+/// Whether a replica's `/metrics` says `kuberhealthy_controller_leader 1`.
+pub async fn is_leader(port: u16) -> Result<bool> {
+    let response = http::get(port, "/metrics").await?;
+    if response.status != 200 {
+        bail!("GET /metrics answered {}", response.status);
+    }
+    let samples = metrics::parse(&response.body)?;
+    let sample = samples
+        .iter()
+        .find(|s| s.name == "kuberhealthy_controller_leader")
+        .context("no kuberhealthy_controller_leader in /metrics")?;
+    Ok(sample.value == 1.0)
+}
+
+/// When each of a set of replicas first showed a given `CurrentMaster`, from polling their
+/// status pages every [`crate::POLL`].
+pub struct MasterWatch {
+    task: JoinHandle<Vec<Option<Instant>>>,
+}
+
+impl MasterWatch {
+    /// Polls `ports` until each has shown a `CurrentMaster` that is neither empty nor
+    /// `old`, or `timeout` passes. Each result is the instant the answer arrived.
+    pub fn start(ports: Vec<u16>, old: String, timeout: Duration) -> MasterWatch {
+        let task = tokio::spawn(async move {
+            let deadline = Instant::now() + timeout;
+            let mut first: Vec<Option<Instant>> = vec![None; ports.len()];
+            while first.iter().any(Option::is_none) && Instant::now() < deadline {
+                let round = Instant::now();
+                for (i, port) in ports.iter().enumerate() {
+                    if first[i].is_some() {
+                        continue;
+                    }
+                    if let Ok(Some(master)) = current_master(*port).await
+                        && master != old
+                    {
+                        first[i] = Some(Instant::now());
+                    }
+                }
+                tokio::time::sleep_until((round + crate::POLL).into()).await;
+            }
+            first
+        });
+        MasterWatch { task }
+    }
+
+    pub async fn finish(self) -> Result<Vec<Option<Instant>>> {
+        self.task.await.context("the status page poller panicked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_status_page() {
+        let page = parse_status_page(
+            r#"{"OK": true, "Errors": [], "CheckDetails": {"ns/a": {}, "ns/b": {}}, "JobDetails": {}, "CurrentMaster": "kh-1", "Metadata": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(page.current_master.as_deref(), Some("kh-1"));
+        assert_eq!(page.checks, vec!["ns/a".to_string(), "ns/b".to_string()]);
+        let empty = parse_status_page(r#"{"CurrentMaster": ""}"#).unwrap();
+        assert_eq!(empty.current_master, None);
+        assert!(parse_status_page("{}").is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! One test's world: an audited control plane of its own, the pod runner, the controller's
+//! RBAC, due checks, and three replicas acting as ServiceAccount `kuberhealthy`.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
+use kuberhealthy_e2e::audit::{self, AuditEvent};
+use kuberhealthy_e2e::session::workspace_root;
+use kuberhealthy_e2e::{
+    ControlPlane, ControlPlaneOptions, Replica, ReplicaOptions, TestCluster, TestContext, binaries,
+    manifests, ports, wait_until,
+};
+
+use crate::observe::{self, LeaseLog, RunLog};
+use crate::{LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, TIMEOUT};
+
+/// The Lease the replicas elect a leader with (`KH_LEADER_ELECTION_NAME`, the default).
+pub const LEASE_NAME: &str = "kuberhealthy";
+/// The ServiceAccount `kuberhealthy rbac` declares.
+pub const SERVICE_ACCOUNT: &str = "kuberhealthy";
+/// How many replicas run.
+pub const REPLICAS: usize = 3;
+/// Checks due every 2 s, so the leader always has runs to start, pods to create and reap.
+pub const CHECKS: usize = 3;
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where checker pods send their reports (`KH_EXTERNAL_REPORTING_URL`).
+#[derive(Clone, Copy, Debug)]
+pub enum Reporting {
+    /// Each replica gives its own URL: reports go back to the leader that started the run.
+    OwnReplica,
+    /// Every replica gives this replica's URL.
+    Replica(usize),
+}
+
+pub fn replica_name(index: usize) -> String {
+    format!("kh-{index}")
+}
+
+pub fn check_name(index: usize) -> String {
+    format!("ha-check-{index}")
+}
+
+/// A check that reports OK to the URL its run was given.
+fn check_yaml(name: &str) -> String {
+    format!(
+        r#"apiVersion: comcast.github.io/v1
+kind: KuberhealthyCheck
+metadata:
+  name: {name}
+spec:
+  runInterval: {interval}s
+  timeout: 20s
+  podSpec:
+    containers:
+    - name: main
+      image: docker.io/curlimages/curl:8.11.1
+      command: ["sh", "-c"]
+      args:
+      - >-
+        curl --fail --silent --show-error -X POST -H "kh-run-uuid: $KH_RUN_UUID"
+        -d '{{"OK": true}}' "$KH_REPORTING_URL"
+"#,
+        interval = CHECK_INTERVAL.as_secs()
+    )
+}
+
+/// Field order is drop order: replicas go first (SIGKILL), then the context (which prints
+/// the logs if the test panicked), then the pod runner and the control plane.
+pub struct Ha {
+    replicas: Vec<Replica>,
+    ports: Vec<u16>,
+    pub lease: LeaseLog,
+    pub runs: RunLog,
+    client: Client,
+    kubeconfig: PathBuf,
+    reporting: Reporting,
+    ctx: TestContext,
+    cluster: TestCluster,
+}
+
+impl Ha {
+    /// Everything but the replicas: see [`Ha::spawn`] and [`Ha::spawn_all`].
+    pub async fn start(test_name: &str, reporting: Reporting) -> Result<Ha> {
+        let plane =
+            ControlPlane::start_audited(ControlPlaneOptions::default(), audit::WRITES_POLICY)
+                .await
+                .context("starting an audited control plane")?;
+        let cluster =
+            TestCluster::start_on(plane, Path::new(env!("CARGO_BIN_EXE_pod-runner"))).await?;
+        let ctx = cluster.context(test_name).await?;
+        let client = ctx.client().await?;
+        let namespace = ctx.namespace().to_string();
+
+        let crds =
+            std::fs::read_to_string(workspace_root().join("charts/kuberhealthy/crds/crds.yaml"))
+                .context("reading the committed CRDs")?;
+        manifests::install_crds(&client, &crds, TIMEOUT).await?;
+
+        // The controller's own RBAC, exactly as `kuberhealthy rbac` prints it.
+        ctx.apply_yaml(&rbac_yaml(&namespace)?).await?;
+        let kubeconfig = ctx.service_account_kubeconfig_path(SERVICE_ACCOUNT);
+        ctx.endpoint()
+            .service_account_kubeconfig(&namespace, SERVICE_ACCOUNT, &kubeconfig)
+            .await?;
+        wait_for_grants(&kubeconfig, &namespace).await?;
+
+        for i in 0..CHECKS {
+            ctx.apply_yaml(&check_yaml(&check_name(i))).await?;
+        }
+        let ports = (0..REPLICAS)
+            .map(|_| ports::free_port())
+            .collect::<Result<Vec<_>>>()?;
+        let lease = LeaseLog::start(client.clone(), &namespace, LEASE_NAME);
+        let runs = RunLog::start(client.clone(), &namespace);
+        Ok(Ha {
+            replicas: Vec::new(),
+            ports,
+            lease,
+            runs,
+            client,
+            kubeconfig,
+            reporting,
+            ctx,
+            cluster,
+        })
+    }
+
+    fn options(&self, index: usize) -> ReplicaOptions {
+        let name = replica_name(index);
+        let mut options = ReplicaOptions::new(
+            &name,
+            self.ctx.namespace(),
+            &self.kubeconfig,
+            self.ctx.log_dir(),
+        );
+        options.target_namespace = Some(self.ctx.namespace().to_string());
+        // The same port across restarts, so a replica's reporting URL stays its own.
+        options.listen_port = Some(self.ports[index]);
+        let reporter = match self.reporting {
+            Reporting::OwnReplica => index,
+            Reporting::Replica(r) => r,
+        };
+        options.external_reporting_url = Some(format!(
+            "http://127.0.0.1:{}/externalCheckStatus",
+            self.ports[reporter]
+        ));
+        options.env = vec![
+            (
+                "KH_LEADER_ELECTION_LEASE_DURATION".into(),
+                go_duration(LEASE_DURATION),
+            ),
+            (
+                "KH_LEADER_ELECTION_RENEW_DEADLINE".into(),
+                go_duration(RENEW_DEADLINE),
+            ),
+            (
+                "KH_LEADER_ELECTION_RETRY_PERIOD".into(),
+                go_duration(RETRY_PERIOD),
+            ),
+            ("KH_LEADER_ELECTION_NAME".into(), LEASE_NAME.into()),
+            ("KH_LOG_FORMAT".into(), "json".into()),
+        ];
+        options
+    }
+
+    /// Starts replica `index` (the next one when it is `replicas().len()`, or a restart of
+    /// one that has exited) and waits until it is ready.
+    pub async fn spawn(&mut self, index: usize) -> Result<()> {
+        let replica = Replica::spawn(self.options(index))?;
+        if index == self.replicas.len() {
+            self.replicas.push(replica);
+        } else {
+            let old = &mut self.replicas[index];
+            ensure!(
+                old.try_exit()?.is_some(),
+                "{} is still running; it cannot be started twice",
+                old.name()
+            );
+            self.replicas[index] = replica;
+        }
+        self.wait_ready(index).await
+    }
+
+    pub async fn spawn_all(&mut self) -> Result<()> {
+        while self.replicas.len() < REPLICAS {
+            self.spawn(self.replicas.len()).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, index: usize) -> Result<()> {
+        let port = self.ports[index];
+        let what = format!("{} to be ready", replica_name(index));
+        let ready = wait_until(&what, TIMEOUT, || async {
+            let response = kuberhealthy_e2e::http::get(port, "/readyz").await?;
+            Ok((response.status == 200).then_some(()))
+        })
+        .await;
+        if let Err(err) = ready {
+            let replica = &mut self.replicas[index];
+            let exit = replica.try_exit()?;
+            bail!(
+                "{err:#} (exited: {exit:?}); last lines of its log:\n{}",
+                replica.log_tail(40)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn replica(&self, index: usize) -> &Replica {
+        &self.replicas[index]
+    }
+
+    pub fn replica_mut(&mut self, index: usize) -> &mut Replica {
+        &mut self.replicas[index]
+    }
+
+    pub fn port(&self, index: usize) -> u16 {
+        self.ports[index]
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        (0..self.replicas.len()).find(|&i| replica_name(i) == name)
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.ctx.namespace()
+    }
+
+    pub fn cluster_mut(&mut self) -> &mut TestCluster {
+        &mut self.cluster
+    }
+
+    /// The Lease's holder as the API server has it now ("" or `None`: nobody).
+    pub async fn lease_holder(&self) -> Result<Option<String>> {
+        Ok(self.lease_term().await?.map(|(holder, _)| holder))
+    }
+
+    /// The Lease's holder and `leaseTransitions` (the current term), if it names one.
+    pub async fn lease_term(&self) -> Result<Option<(String, i32)>> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace());
+        let spec = leases.get_opt(LEASE_NAME).await?.and_then(|l| l.spec);
+        Ok(spec.and_then(|s| {
+            let transitions = s.lease_transitions.unwrap_or(0);
+            s.holder_identity
+                .filter(|h| !h.is_empty())
+                .map(|h| (h, transitions))
+        }))
+    }
+
+    /// Waits until the cluster is settled and returns the leader's index: the Lease names a
+    /// running replica, every replica is ready, every status page shows it as
+    /// `CurrentMaster`, and in three sampling rounds in a row exactly one replica, that
+    /// one, reports `kuberhealthy_controller_leader 1`.
+    pub async fn settle(&self) -> Result<usize> {
+        let rounds = Cell::new(0);
+        wait_until(
+            "one leader that every replica names, and only it reporting leadership",
+            TIMEOUT,
+            || async {
+                match self.settled_round().await {
+                    Ok(leader) => {
+                        rounds.set(rounds.get() + 1);
+                        Ok((rounds.get() >= 3).then_some(leader))
+                    }
+                    Err(err) => {
+                        rounds.set(0);
+                        Err(err)
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    async fn settled_round(&self) -> Result<usize> {
+        let holder = self
+            .lease_holder()
+            .await?
+            .context("the Lease names no leader")?;
+        let leader = self
+            .index_of(&holder)
+            .with_context(|| format!("the Lease names {holder:?}, not one of the replicas"))?;
+        for i in 0..self.replicas.len() {
+            let port = self.ports[i];
+            let ready = kuberhealthy_e2e::http::get(port, "/readyz").await?;
+            ensure!(ready.status == 200, "{} is not ready", replica_name(i));
+            let master = observe::current_master(port).await?;
+            ensure!(
+                master.as_deref() == Some(holder.as_str()),
+                "{} shows CurrentMaster {master:?}, the Lease names {holder:?}",
+                replica_name(i)
+            );
+        }
+        let leaders = self.leaders_by_metric().await?;
+        ensure!(
+            leaders == vec![leader],
+            "replicas reporting kuberhealthy_controller_leader 1: {leaders:?}; the Lease names {holder}"
+        );
+        Ok(leader)
+    }
+
+    /// The replicas whose `/metrics` say `kuberhealthy_controller_leader 1`.
+    pub async fn leaders_by_metric(&self) -> Result<Vec<usize>> {
+        let mut leaders = Vec::new();
+        for i in 0..self.replicas.len() {
+            if observe::is_leader(self.ports[i]).await? {
+                leaders.push(i);
+            }
+        }
+        Ok(leaders)
+    }
+
+    /// Every write the API server has audited so far.
+    pub fn audit(&self) -> Result<Vec<AuditEvent>> {
+        let path = self
+            .cluster
+            .control_plane()
+            .audit_log_path()
+            .context("the control plane has no audit log")?;
+        audit::read(&path)
+    }
+
+    /// Waits until the audit log holds a successful write by `replica` received at or
+    /// after `since` (the API server writes each event as it finishes the request).
+    pub async fn wait_for_audited_write(
+        &self,
+        replica: &str,
+        resource: &str,
+        since: k8s_openapi::jiff::Timestamp,
+    ) -> Result<()> {
+        wait_until(
+            &format!("an audited write of {resource} by {replica}"),
+            TIMEOUT,
+            || async {
+                Ok(self
+                    .audit()?
+                    .iter()
+                    .any(|e| {
+                        crate::history::replica_of(e) == Some(replica)
+                            && e.resource() == resource
+                            && e.succeeded()
+                            && e.request_received_timestamp >= since
+                    })
+                    .then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// Kept for failure messages: how long the replicas have been up, and their log tails.
+    pub fn describe_replicas(&self) -> String {
+        self.replicas
+            .iter()
+            .map(|r| format!("--- {} (pid {}) ---\n{}", r.name(), r.pid(), r.log_tail(15)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// `kuberhealthy rbac --namespace <namespace>`, from the binary the replicas run.
+fn rbac_yaml(namespace: &str) -> Result<String> {
+    let binary = binaries::kuberhealthy()?;
+    let output = Command::new(&binary)
+        .args(["rbac", "--namespace", namespace])
+        .output()
+        .with_context(|| format!("running {} rbac", binary.display()))?;
+    ensure!(
+        output.status.success(),
+        "{} rbac failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).context("kuberhealthy rbac printed non-UTF-8")
+}
+
+/// The authorizer learns new bindings from its own watch: wait until the ServiceAccount
+/// may write the Lease and read the checks.
+async fn wait_for_grants(kubeconfig: &Path, namespace: &str) -> Result<()> {
+    let client = kuberhealthy_e2e::kubeconfig::client(kubeconfig).await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    wait_until("the controller's RBAC to take effect", TIMEOUT, || async {
+        leases.list(&Default::default()).await?;
+        observe::list_khstates(&client, namespace).await?;
+        Ok(Some(()))
+    })
+    .await
+}
+
+/// A Go duration string for the replica's environment (`3s`, `500ms`).
+pub fn go_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
