@@ -17,14 +17,16 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
+mod cleanup;
+mod jobs;
+
 use super::pod::{self, PodRequest};
-use super::reap::{self, Retention};
+use super::reap::Retention;
 use super::store::{States, WriteError};
 use super::transition::{self, RunStart};
 use super::verdict::{self, Verdict};
 use crate::api::{
-    JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec,
-    Workload, names,
+    KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec, Workload,
 };
 use crate::cache::Cache;
 use crate::leader::Term;
@@ -479,159 +481,6 @@ impl Supervisor {
             Err(e) => {
                 tracing::warn!(pod = %name, namespace = %namespace, error = %e, "cannot delete checker pod")
             }
-        }
-    }
-
-    /// Jobs run once: new ones start, finished ones complete, old completed ones go.
-    async fn supervise_jobs(&mut self, now: Timestamp) -> Option<Timestamp> {
-        let mut wake = None;
-        for job in self.cache.jobs.state() {
-            let (namespace, name) = (job.namespace().unwrap_or_default(), job.name_any());
-            let source = Source::Job(&job);
-            let timeout = match job.validate() {
-                Ok(t) => t,
-                Err(errors) => {
-                    tracing::warn!(job = %source.key(), errors = ?errors.iter().map(ToString::to_string).collect::<Vec<_>>(), "invalid job");
-                    continue;
-                }
-            };
-            let state = self.state(&namespace, &name);
-            match job.phase() {
-                Ok(JobPhase::New) => {
-                    if self.budget.try_take() && self.start_run(&source, timeout).await {
-                        self.set_job_phase(&job, JobPhase::Running).await;
-                    }
-                }
-                Ok(JobPhase::Running) => match state {
-                    Some(s) if s.spec.run_in_flight() => {
-                        if let Some(t) = self.supervise_run(&s, Source::Job(&job)).await {
-                            wake = Some(wake.map_or(t, |w: Timestamp| w.min(t)));
-                        }
-                    }
-                    Some(_) => self.set_job_phase(&job, JobPhase::Completed).await,
-                    // Running but no state (a crash between the two writes): run it again.
-                    None => {
-                        self.start_run(&source, timeout).await;
-                    }
-                },
-                Ok(JobPhase::Completed) => {
-                    let finished = state.and_then(|s| s.spec.run_finished_at.or(s.spec.last_run));
-                    let since = finished
-                        .or(job.creation_timestamp().map(|t| t.0))
-                        .unwrap_or(now);
-                    let expires = schedule::add(since, self.settings.max_khjob_age);
-                    if expires <= now {
-                        self.delete_job(&job).await;
-                    } else {
-                        wake = Some(wake.map_or(expires, |w: Timestamp| w.min(expires)));
-                    }
-                }
-                Err(e) => tracing::warn!(job = %source.key(), "{e}"),
-            }
-        }
-        wake
-    }
-
-    async fn set_job_phase(&self, job: &KuberhealthyJob, phase: JobPhase) {
-        if !self.term.is_valid() {
-            return;
-        }
-        let api: Api<KuberhealthyJob> =
-            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let mut next = job.clone();
-        next.spec.phase = Some(phase.as_str().into());
-        match api
-            .replace(&job.name_any(), &PostParams::default(), &next)
-            .await
-        {
-            Ok(_) => tracing::info!(job = %job.name_any(), phase = phase.as_str(), "job phase"),
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => tracing::warn!(job = %job.name_any(), error = %e, "cannot set the job phase"),
-        }
-    }
-
-    async fn delete_job(&self, job: &KuberhealthyJob) {
-        if !self.term.is_valid() {
-            return;
-        }
-        let namespace = job.namespace().unwrap_or_default();
-        let api: Api<KuberhealthyJob> = Api::namespaced(self.client.clone(), &namespace);
-        match api.delete(&job.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {
-                tracing::info!(job = %job.name_any(), namespace = %namespace, "deleted a completed job older than maxKHJobAge")
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                tracing::warn!(job = %job.name_any(), error = %e, "cannot delete the completed job")
-            }
-        }
-    }
-
-    /// Removes what deleted checks and jobs left behind (their states and pods), and reaps
-    /// finished pods beyond the retention settings.
-    async fn clean_up(&mut self, now: Timestamp) {
-        let owners: HashSet<String> = self
-            .cache
-            .checks
-            .state()
-            .iter()
-            .map(|c| key_of(&c.namespace().unwrap_or_default(), &c.name_any()))
-            .chain(
-                self.cache
-                    .jobs
-                    .state()
-                    .iter()
-                    .map(|j| key_of(&j.namespace().unwrap_or_default(), &j.name_any())),
-            )
-            .collect();
-        let mut in_flight = HashSet::new();
-        for state in self.cache.states.state() {
-            let namespace = state.namespace().unwrap_or_default();
-            let key = key_of(&namespace, &state.name_any());
-            if owners.contains(&key) {
-                if state.spec.run_in_flight()
-                    && let Some(pod) = &state.spec.run_pod
-                {
-                    in_flight.insert(key_of(&namespace, pod));
-                }
-                continue;
-            }
-            if self.term.is_valid() {
-                match self.states.delete(&namespace, &state.name_any()).await {
-                    Ok(()) => {
-                        tracing::info!(state = %key, "deleted the khstate of a deleted check or job")
-                    }
-                    Err(e) => {
-                        tracing::warn!(state = %key, error = %e, "cannot delete an orphaned khstate")
-                    }
-                }
-            }
-        }
-        let pods = self.cache.pods.state();
-        for pod in &pods {
-            let namespace = pod.namespace().unwrap_or_default();
-            let Some(check) = pod.labels().get(names::LABEL_CHECK_NAME) else {
-                continue;
-            };
-            let running = !matches!(
-                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                Some("Succeeded" | "Failed")
-            );
-            if !owners.contains(&key_of(&namespace, check))
-                && pod.metadata.deletion_timestamp.is_none()
-            {
-                let why = if running {
-                    "its check or job was deleted"
-                } else {
-                    "its check or job was deleted (finished pod)"
-                };
-                self.delete_pod(&namespace, &pod.name_any(), why).await;
-            }
-        }
-        let retention = self.settings.retention;
-        for reaped in reap::reap(pods.iter().map(|p| p.as_ref()), &in_flight, retention, now) {
-            self.delete_pod(&reaped.namespace, &reaped.name, reaped.reason)
-                .await;
         }
     }
 }
