@@ -1,7 +1,9 @@
-//! The elector loop, with client-go's semantics: contend every retry period; lead and renew
-//! every retry period; step down at once (leader tasks cancelled first) when a renewal has
-//! not succeeded within the renew deadline or another replica holds the Lease; contend again,
-//! forever. On shutdown, stop leader tasks, then release the Lease.
+//! The elector loop, with client-go's semantics: contend every retry period (and at the
+//! moment the holder's claim runs out by this replica's clock, so a dead leader is replaced
+//! without waiting for the next retry tick); lead and renew every retry period; step down at
+//! once (leader tasks cancelled first) when a renewal has not succeeded within the renew
+//! deadline or another replica holds the Lease; contend again, forever. On shutdown, stop
+//! leader tasks, then release the Lease.
 
 use std::time::Duration;
 
@@ -97,6 +99,25 @@ impl<S: LeaseStore> Elector<S> {
         self.config.retry_period.mul_f64(1.0 + jitter)
     }
 
+    /// How long a follower waits before its next try: one retry period, or less when the
+    /// holder's claim, as this replica observed it, runs out sooner. A leader that died is
+    /// then replaced as soon as its Lease expires rather than up to a retry period later; a
+    /// leader that renews resets the observation, so a live one is never woken for.
+    fn pause_before_next_try(&self, observed: Option<&Observation>, now: Instant) -> Duration {
+        let pause = self.retry_with_jitter();
+        match observed {
+            Some(seen)
+                if seen.holder().is_some_and(|h| h != self.config.identity)
+                    && seen.expires_at() > now =>
+            {
+                pause.min(seen.expires_at() - now)
+            }
+            // Already expired (another replica won the race, or the API server is down):
+            // the full retry period, never a busy loop.
+            _ => pause,
+        }
+    }
+
     /// Tries every retry period until this replica holds the Lease (or shutdown).
     async fn contend(
         &mut self,
@@ -137,7 +158,7 @@ impl<S: LeaseStore> Elector<S> {
                 }
                 last_holder = holder;
             }
-            let pause = self.retry_with_jitter();
+            let pause = self.pause_before_next_try(observed.as_ref(), Instant::now());
             let released = wait_for_release(self.holder.as_mut());
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -300,9 +321,14 @@ mod tests {
     #[derive(Clone, Default)]
     struct MemoryStore {
         inner: Arc<Mutex<(Option<Versioned>, u64, bool)>>,
+        reads: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl MemoryStore {
+        /// How many times the Lease was read (successfully or not).
+        fn reads(&self) -> usize {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
         fn set_down(&self, down: bool) {
             self.inner.lock().unwrap().2 = down;
         }
@@ -351,6 +377,7 @@ mod tests {
 
     impl LeaseStore for MemoryStore {
         async fn get(&self) -> Result<Option<Versioned>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let g = self.inner.lock().unwrap();
             if g.2 {
                 return Err(StoreError::Unavailable("connection refused".into()));
@@ -437,6 +464,68 @@ mod tests {
             "took it after {waited:?}"
         );
         assert_eq!(term.id.transitions, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn takes_a_dead_leaders_lease_when_it_expires_not_at_the_next_retry() {
+        let store = MemoryStore::default();
+        let (_leading_old, shutdown_old, old_task) = start("old", &store);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (mut leading_b, _shutdown_b, _hb) = start("b", &store);
+        // "old" renews for a while and b keeps seeing fresh records; then "old" dies
+        // without releasing (its task is aborted, as a SIGKILL would).
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        old_task.abort();
+        drop(shutdown_old);
+        let died = Instant::now();
+        let term = wait_leading(&mut leading_b, true).await.unwrap();
+        let waited = Instant::now() - died;
+        // b saw the last renewal at most one retry period (+20 % jitter) after it was
+        // written, and takes the Lease the moment that observation is 15 s old, not up to
+        // another retry period later.
+        assert!(
+            waited <= Duration::from_secs(15) + Duration::from_millis(2400),
+            "took it {waited:?} after the leader died"
+        );
+        assert_eq!(term.id.holder, "b");
+        assert_eq!(term.id.transitions, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_wakes_exactly_at_the_observed_expiry() {
+        let store = MemoryStore::default();
+        store.force(held_by("old", 3));
+        let started = Instant::now();
+        let (mut leadership, _shutdown, _h) = start("b", &store);
+        wait_leading(&mut leadership, true).await.unwrap();
+        let waited = Instant::now() - started;
+        assert!(
+            waited >= Duration::from_secs(15),
+            "took it after {waited:?}"
+        );
+        assert!(
+            waited <= Duration::from_secs(15) + Duration::from_millis(5),
+            "took it after {waited:?}, not at the expiry"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_api_server_is_not_hammered_once_the_lease_looks_expired() {
+        let store = MemoryStore::default();
+        store.force(held_by("old", 3));
+        let (leadership, _shutdown, _h) = start("b", &store);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        store.set_down(true);
+        let reads_before = store.reads();
+        // 60 s of outage, past the observed expiry: one try per retry period (2 s, +20 %
+        // jitter at most), not a busy loop.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let tries = store.reads() - reads_before;
+        assert!(
+            (25..=31).contains(&tries),
+            "{tries} tries in 60 s with a 2 s retry period"
+        );
+        assert!(leadership.borrow().is_none());
     }
 
     #[tokio::test(start_paused = true)]
