@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod checks;
 pub mod client;
 pub mod config;
 pub mod crd;

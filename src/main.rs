@@ -33,6 +33,13 @@ enum Command {
         #[arg(long, value_name = "MESSAGE")]
         error: Vec<String>,
     },
+    /// Run a built-in check in a checker pod and report its result (see the README's
+    /// "Built-in checks"). Its knobs are v2's environment variables.
+    Check {
+        /// The check to run.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checks::names()))]
+        name: String,
+    },
     /// Print the ServiceAccount and RBAC the controller needs, as YAML.
     Rbac {
         /// The namespace the replicas run in (their ServiceAccount and Lease).
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Check { name } => check(&name),
         Command::Report { ok, error } => match report(ok, error) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -101,6 +109,31 @@ fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::client::Rep
             reporter.report_failure(&errors).await
         }
     })
+}
+
+fn check(name: &str) -> ExitCode {
+    let check = kuberhealthy::checks::find(name).expect("clap accepts only built-in checks");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime");
+    match runtime.block_on(kuberhealthy::checks::run(check)) {
+        Ok(Ok(())) => {
+            eprintln!("kuberhealthy check {name}: OK, reported");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(errors)) => {
+            for e in &errors {
+                eprintln!("kuberhealthy check {name}: {e}");
+            }
+            eprintln!("kuberhealthy check {name}: failure reported");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kuberhealthy check {name}: the result could not be reported: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
