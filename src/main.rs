@@ -51,6 +51,13 @@ enum Command {
         /// Print only the rules of `controller` or `lease` (for the Helm chart's files/).
         #[arg(long, value_parser = ["controller", "lease"])]
         rules: Option<String>,
+        /// Print the ServiceAccount and RBAC of this built-in check instead (its pods run in
+        /// --namespace; --target-namespace limits it to one namespace).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checks::names()), conflicts_with = "rules")]
+        check: Option<String>,
+        /// Write every built-in check's RBAC to DIR/<check>.yaml instead of printing.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["rules", "check"])]
+        checks_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -65,8 +72,38 @@ fn main() -> ExitCode {
             namespace,
             target_namespace,
             rules,
+            check,
+            checks_dir,
         } => {
             use kuberhealthy::rbac;
+            let check_yaml = |name: &str| {
+                let check =
+                    kuberhealthy::checks::find(name).expect("clap accepts only built-in checks");
+                let rules = match check.access {
+                    kuberhealthy::checks::Access::Nothing => &[][..],
+                    kuberhealthy::checks::Access::Namespaced(rules) => rules,
+                };
+                rbac::to_yaml(&rbac::check_manifests(
+                    name,
+                    rules,
+                    &namespace,
+                    target_namespace.as_deref(),
+                ))
+            };
+            if let Some(dir) = checks_dir {
+                for name in kuberhealthy::checks::names() {
+                    let path = dir.join(format!("{name}.yaml"));
+                    if let Err(e) = std::fs::write(&path, check_yaml(name)) {
+                        eprintln!("kuberhealthy rbac: cannot write {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                return ExitCode::SUCCESS;
+            }
+            if let Some(name) = check {
+                print!("{}", check_yaml(&name));
+                return ExitCode::SUCCESS;
+            }
             match rules.as_deref() {
                 Some("controller") => print!("{}", rbac::rules_yaml(rbac::CONTROLLER_RULES)),
                 Some(_) => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),

@@ -157,6 +157,63 @@ pub fn controller_manifests(namespace: &str, target_namespace: Option<&str>) -> 
     out
 }
 
+/// The ServiceAccount a built-in check runs as.
+pub fn check_service_account(check: &str) -> String {
+    format!("khcheck-{check}")
+}
+
+/// The ServiceAccount `khcheck-<check>` in `namespace` (where the check's pods run) and the
+/// check's rules: cluster-wide, or only in `target_namespace` when set (a Role). A check
+/// without rules gets a ServiceAccount that does not mount a token.
+pub fn check_manifests(
+    check: &str,
+    rules: &[Rule],
+    namespace: &str,
+    target_namespace: Option<&str>,
+) -> Vec<Manifest> {
+    let name = check_service_account(check);
+    let subjects = Some(vec![Subject {
+        kind: "ServiceAccount".into(),
+        name: name.clone(),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    }]);
+    let mut out = vec![Manifest::ServiceAccount(ServiceAccount {
+        metadata: meta(&name, Some(namespace)),
+        automount_service_account_token: rules.is_empty().then_some(false),
+        ..Default::default()
+    })];
+    if rules.is_empty() {
+        return out;
+    }
+    match target_namespace {
+        None => {
+            out.push(Manifest::ClusterRole(ClusterRole {
+                metadata: meta(&name, None),
+                rules: Some(policy(rules)),
+                ..Default::default()
+            }));
+            out.push(Manifest::ClusterRoleBinding(ClusterRoleBinding {
+                metadata: meta(&name, None),
+                role_ref: role_ref("ClusterRole", &name),
+                subjects,
+            }));
+        }
+        Some(target) => {
+            out.push(Manifest::Role(Role {
+                metadata: meta(&name, Some(target)),
+                rules: Some(policy(rules)),
+            }));
+            out.push(Manifest::RoleBinding(RoleBinding {
+                metadata: meta(&name, Some(target)),
+                role_ref: role_ref("Role", &name),
+                subjects,
+            }));
+        }
+    }
+    out
+}
+
 /// The rules alone as a YAML list, for the Helm chart's templates (`files/`).
 pub fn rules_yaml(rules: &[Rule]) -> String {
     serde_saphyr::to_string(&policy(rules)).expect("RBAC rules serialize to YAML")
@@ -217,6 +274,38 @@ mod tests {
         assert!(!scoped.contains("ClusterRole"), "{scoped}");
         assert!(scoped.contains("namespace: checks"));
         assert_eq!(scoped.lines().filter(|l| *l == "---").count(), 5);
+    }
+
+    #[test]
+    fn a_check_gets_its_own_account_and_only_its_rules() {
+        const RULES: &[Rule] = &[Rule {
+            group: "",
+            resources: &["pods"],
+            verbs: &["list"],
+            why: "test",
+        }];
+        let cluster = to_yaml(&check_manifests("pod-status", RULES, "kuberhealthy", None));
+        // The ServiceAccount, the ClusterRole, its binding, the roleRef and the subject.
+        assert_eq!(
+            cluster.matches("name: khcheck-pod-status").count(),
+            5,
+            "{cluster}"
+        );
+        assert!(cluster.contains("kind: ClusterRoleBinding\n"));
+        let scoped = to_yaml(&check_manifests(
+            "pod-status",
+            RULES,
+            "kuberhealthy",
+            Some("shop"),
+        ));
+        assert!(!scoped.contains("ClusterRole"), "{scoped}");
+        assert!(scoped.contains("namespace: shop"));
+        let none = to_yaml(&check_manifests("http", &[], "kuberhealthy", None));
+        assert_eq!(none.lines().filter(|l| *l == "---").count(), 1, "{none}");
+        assert!(
+            none.contains("automountServiceAccountToken: false"),
+            "{none}"
+        );
     }
 
     #[test]

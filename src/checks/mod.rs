@@ -11,6 +11,9 @@ pub mod http;
 pub mod http_content;
 pub mod knobs;
 pub mod network;
+pub mod pod_restarts;
+pub mod pod_status;
+pub mod resource_quota;
 pub mod tls;
 
 use std::time::Duration;
@@ -72,6 +75,24 @@ pub const CHECKS: &[Check] = &[
         access: Access::Nothing,
     },
     Check {
+        name: "pod-restarts",
+        about: "no pod has more than MAX_FAILURES_ALLOWED BackOff events or container restarts",
+        default_time_limit: Duration::from_secs(10 * 60),
+        access: Access::Namespaced(pod_restarts::RULES),
+    },
+    Check {
+        name: "pod-status",
+        about: "no pod older than SKIP_DURATION is Pending, Failed or Unknown",
+        default_time_limit: Duration::from_secs(5 * 60),
+        access: Access::Namespaced(pod_status::RULES),
+    },
+    Check {
+        name: "resource-quota",
+        about: "no ResourceQuota's CPU or memory use has reached THRESHOLD of its hard limit",
+        default_time_limit: Duration::from_secs(5 * 60),
+        access: Access::Namespaced(resource_quota::RULES),
+    },
+    Check {
         name: "ssl-expiry",
         about: "the certificate of DOMAIN_NAME:PORT is valid for more than DAYS days",
         default_time_limit: Duration::from_secs(60),
@@ -117,6 +138,9 @@ pub async fn execute(check: &Check, knobs: Knobs, time_left: Duration) -> Outcom
             "http" => http::run(knobs, time_left).await,
             "http-content" => http_content::run(knobs, time_left).await,
             "network-connection" => network::run(knobs, time_left).await,
+            "pod-restarts" => pod_restarts::run(knobs, time_left).await,
+            "pod-status" => pod_status::run(knobs, time_left).await,
+            "resource-quota" => resource_quota::run(knobs, time_left).await,
             "ssl-expiry" => tls::run_expiry(knobs, time_left).await,
             "ssl-handshake" => tls::run_handshake(knobs, time_left).await,
             other => Err(vec![format!("{other} is not a built-in check")]),
@@ -130,6 +154,22 @@ pub async fn execute(check: &Check, knobs: Knobs, time_left: Duration) -> Outcom
             duration::format(time_left)
         )]),
     }
+}
+
+/// The Kubernetes client of a check: the pod's ServiceAccount (or a kubeconfig).
+pub async fn kube_client() -> Result<kube::Client, Vec<String>> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| vec![format!("cannot create a Kubernetes client: {e}")])
+}
+
+/// An API error, saying what was attempted where.
+pub fn kube_error(what: &str, namespace: &Option<String>, e: kube::Error) -> Vec<String> {
+    let place = match namespace {
+        Some(ns) => format!("in namespace {ns}"),
+        None => "in all namespaces".to_string(),
+    };
+    vec![format!("cannot {what} {place}: {e}")]
 }
 
 /// `kuberhealthy check <name>`: runs the check in a checker pod and reports its outcome.
