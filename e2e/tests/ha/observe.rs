@@ -271,41 +271,86 @@ pub async fn is_leader(port: u16) -> Result<bool> {
     Ok(sample.value == 1.0)
 }
 
-/// When each of a set of replicas first showed a given `CurrentMaster`, from polling their
-/// status pages every [`crate::POLL`].
+/// What [`MasterWatch`] saw.
+#[derive(Debug)]
+pub struct MasterSeen {
+    /// Per status page, when it first showed the new `CurrentMaster`.
+    pub firsts: Vec<Option<Instant>>,
+    /// Rounds in which every replica's `/metrics` was read.
+    pub metric_rounds: usize,
+    /// Rounds in which two replicas reported `kuberhealthy_controller_leader 1` and a second
+    /// reading of both, right after, still did.
+    pub two_leaders: Vec<String>,
+}
+
+/// When each of a set of replicas first showed a new `CurrentMaster`, from polling their
+/// status pages every [`crate::POLL`]; in the same rounds, every replica's leadership metric.
 pub struct MasterWatch {
-    task: JoinHandle<Vec<Option<Instant>>>,
+    task: JoinHandle<MasterSeen>,
 }
 
 impl MasterWatch {
-    /// Polls `ports` until each has shown a `CurrentMaster` that is neither empty nor
-    /// `old`, or `timeout` passes. Each result is the instant the answer arrived.
-    pub fn start(ports: Vec<u16>, old: String, timeout: Duration) -> MasterWatch {
+    /// Polls the status pages of `ports` until each has shown a `CurrentMaster` that is
+    /// neither empty nor `old`, or `timeout` passes; each first sighting is the instant the
+    /// answer arrived. Each round also reads the `/metrics` of every port in `all_ports`
+    /// (one that does not answer counts as not leading).
+    pub fn start(
+        ports: Vec<u16>,
+        all_ports: Vec<u16>,
+        old: String,
+        timeout: Duration,
+    ) -> MasterWatch {
         let task = tokio::spawn(async move {
             let deadline = Instant::now() + timeout;
-            let mut first: Vec<Option<Instant>> = vec![None; ports.len()];
-            while first.iter().any(Option::is_none) && Instant::now() < deadline {
+            let mut seen = MasterSeen {
+                firsts: vec![None; ports.len()],
+                metric_rounds: 0,
+                two_leaders: Vec::new(),
+            };
+            while seen.firsts.iter().any(Option::is_none) && Instant::now() < deadline {
                 let round = Instant::now();
                 for (i, port) in ports.iter().enumerate() {
-                    if first[i].is_some() {
+                    if seen.firsts[i].is_some() {
                         continue;
                     }
                     if let Ok(Some(master)) = current_master(*port).await
                         && master != old
                     {
-                        first[i] = Some(Instant::now());
+                        seen.firsts[i] = Some(Instant::now());
                     }
                 }
+                let leaders = leading_ports(&all_ports).await;
+                if leaders.len() > 1 {
+                    // A reading can straddle a handover by a few milliseconds: read again.
+                    let again = leading_ports(&leaders).await;
+                    if again.len() > 1 {
+                        seen.two_leaders.push(format!(
+                            "ports {again:?} reported kuberhealthy_controller_leader 1 twice in a row"
+                        ));
+                    }
+                }
+                seen.metric_rounds += 1;
                 tokio::time::sleep_until((round + crate::POLL).into()).await;
             }
-            first
+            seen
         });
         MasterWatch { task }
     }
 
-    pub async fn finish(self) -> Result<Vec<Option<Instant>>> {
+    pub async fn finish(self) -> Result<MasterSeen> {
         self.task.await.context("the status page poller panicked")
     }
+}
+
+/// The ports whose `/metrics` report `kuberhealthy_controller_leader 1`.
+async fn leading_ports(ports: &[u16]) -> Vec<u16> {
+    let mut leading = Vec::new();
+    for &port in ports {
+        if is_leader(port).await.unwrap_or(false) {
+            leading.push(port);
+        }
+    }
+    leading
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -80,6 +81,8 @@ pub struct Ha {
     client: Client,
     kubeconfig: PathBuf,
     reporting: Reporting,
+    /// Sampling rounds of every replica's `/metrics` that found exactly one leader.
+    leader_rounds: AtomicUsize,
     ctx: TestContext,
     cluster: TestCluster,
 }
@@ -126,6 +129,7 @@ impl Ha {
             client,
             kubeconfig,
             reporting,
+            leader_rounds: AtomicUsize::new(0),
             ctx,
             cluster,
         })
@@ -303,7 +307,14 @@ impl Ha {
             leaders == vec![leader],
             "replicas reporting kuberhealthy_controller_leader 1: {leaders:?}; the Lease names {holder}"
         );
+        self.leader_rounds.fetch_add(1, Ordering::SeqCst);
         Ok(leader)
+    }
+
+    /// How many sampling rounds (every replica's `/metrics`, while settled) found exactly
+    /// one replica reporting `kuberhealthy_controller_leader 1`, the Lease holder.
+    pub fn leader_rounds(&self) -> usize {
+        self.leader_rounds.load(Ordering::SeqCst)
     }
 
     /// The replicas whose `/metrics` say `kuberhealthy_controller_leader 1`.
