@@ -13,6 +13,9 @@ etcd_version=$(sed -n 's/^\(require\)\{0,1\}[[:space:]]*go.etcd.io\/etcd\/server
 cache=${KH_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kuberhealthy-rs/control-plane}
 bin="$cache/k8s-$k8s_version-etcd-$etcd_version"
 mkdir -p "$bin"
+# One build at a time: a second caller waits, then finds the binaries cached.
+exec 9>"$cache/.build.lock"
+flock 9
 
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly GOTOOLCHAIN=local
 

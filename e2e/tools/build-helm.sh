@@ -8,8 +8,11 @@ version=$(sed -n 's/^[[:space:]]*\(require \)\{0,1\}helm.sh\/helm\/v3 \(v[0-9.]*
 [ -n "$version" ] || { echo "build-helm.sh: cannot read the pinned helm version from helm/go.mod" >&2; exit 1; }
 cache=${KH_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kuberhealthy-rs/tools}
 bin="$cache/helm-$version/helm"
+mkdir -p "$(dirname "$bin")"
+# One build at a time: a second caller waits, then finds the binary cached.
+exec 9>"$(dirname "$bin")/.build.lock"
+flock 9
 if [ ! -x "$bin" ]; then
-  mkdir -p "$(dirname "$bin")"
   echo "build-helm.sh: building helm $version ..." >&2
   start=$SECONDS
   (cd "$here/helm" && CGO_ENABLED=0 GOFLAGS=-mod=readonly GOTOOLCHAIN=local \

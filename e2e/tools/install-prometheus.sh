@@ -22,6 +22,13 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
+# One install at a time (apt refuses a second one while the first holds its lock).
+exec 9>"${TMPDIR:-/tmp}/kuberhealthy-install-prometheus.lock"
+flock 9
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+  exit 0
+fi
+
 echo "install-prometheus: installing Debian's prometheus package (prometheus, promtool)"
 # The package's post-install starts a service where systemd runs; nothing here needs it.
 export DEBIAN_FRONTEND=noninteractive
