@@ -134,7 +134,12 @@ pub fn evaluate(config: &Config, seen: &Observations) -> Outcome {
 pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
     let config = Config::read(&mut knobs);
     knobs.finish()?;
-    let client = super::kube_client().await?;
+    let seen = observe(super::kube_client().await?, &config).await?;
+    evaluate(&config, &seen)
+}
+
+/// Lists the events and pods of the namespace (or all).
+pub async fn observe(client: kube::Client, config: &Config) -> Result<Observations, Vec<String>> {
     let (events, pods): (Api<Event>, Api<Pod>) = match &config.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -151,10 +156,7 @@ pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
         .list(&lp)
         .await
         .map_err(|e| super::kube_error("list pods", &config.namespace, e))?;
-    evaluate(
-        &config,
-        &Observations::from_objects(&events.items, &pods.items),
-    )
+    Ok(Observations::from_objects(&events.items, &pods.items))
 }
 
 #[cfg(test)]

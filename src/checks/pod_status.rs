@@ -125,7 +125,12 @@ pub fn evaluate(config: &Config, pods: &[PodSeen], now: Timestamp) -> Outcome {
 pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
     let config = Config::read(&mut knobs);
     knobs.finish()?;
-    let client = super::kube_client().await?;
+    let seen = observe(super::kube_client().await?, &config).await?;
+    evaluate(&config, &seen, Timestamp::now())
+}
+
+/// Lists the pods of the namespace (or all).
+pub async fn observe(client: kube::Client, config: &Config) -> Result<Vec<PodSeen>, Vec<String>> {
     let pods: Api<Pod> = match &config.namespace {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
@@ -134,8 +139,7 @@ pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
         .list(&ListParams::default())
         .await
         .map_err(|e| super::kube_error("list pods", &config.namespace, e))?;
-    let seen: Vec<PodSeen> = pods.items.iter().map(PodSeen::from_pod).collect();
-    evaluate(&config, &seen, Timestamp::now())
+    Ok(pods.items.iter().map(PodSeen::from_pod).collect())
 }
 
 #[cfg(test)]

@@ -155,7 +155,12 @@ pub fn evaluate(config: &Config, quotas: &[QuotaSeen]) -> Outcome {
 pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
     let config = Config::read(&mut knobs);
     knobs.finish()?;
-    let client = super::kube_client().await?;
+    let seen = observe(super::kube_client().await?, &config).await?;
+    evaluate(&config, &seen)
+}
+
+/// Lists the quotas of each whitelisted namespace, or of all namespaces for `*`.
+pub async fn observe(client: kube::Client, config: &Config) -> Result<Vec<QuotaSeen>, Vec<String>> {
     let lp = ListParams::default();
     let mut quotas = Vec::new();
     match &config.whitelist {
@@ -178,8 +183,7 @@ pub async fn run(mut knobs: Knobs, _time_left: Duration) -> Outcome {
             quotas.extend(list.items);
         }
     }
-    let seen: Vec<QuotaSeen> = quotas.iter().map(QuotaSeen::from_quota).collect();
-    evaluate(&config, &seen)
+    Ok(quotas.iter().map(QuotaSeen::from_quota).collect())
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{- /* The Service's URL, with its port unless it is 80. */ -}}
 {{- define "kuberhealthy.reportingURL" -}}
-{{- default (printf "http://%s.%s.svc.cluster.local/externalCheckStatus" (include "kuberhealthy.fullname" .) .Release.Namespace) .Values.reportingURL -}}
+{{- $port := int .Values.service.port -}}
+{{- $host := printf "%s.%s.svc.cluster.local" (include "kuberhealthy.fullname" .) .Release.Namespace -}}
+{{- if ne $port 80 }}{{ $host = printf "%s:%d" $host $port }}{{ end -}}
+{{- default (printf "http://%s/externalCheckStatus" $host) .Values.reportingURL -}}
 {{- end -}}

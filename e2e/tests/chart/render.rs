@@ -1,0 +1,963 @@
+//! `helm lint` and `helm template` with the defaults and every documented toggle; each
+//! rendering is server-side applied to the local API server with strict validation.
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use kuberhealthy_e2e::accounts;
+use serde_json::{Value, json};
+
+use crate::cluster;
+use crate::support::{self, Rendered, apply_rendered, args, helm, str, template};
+
+/// `helm lint --strict` fails on warnings as well as errors.
+async fn lint(extra: &[String]) -> Result<String> {
+    let mut all = args(&["lint", "--strict"]);
+    all.push(support::chart_dir().display().to_string());
+    all.extend(extra.iter().cloned());
+    let out = helm(&all, None).await?;
+    ensure!(
+        out.contains("1 chart(s) linted, 0 chart(s) failed"),
+        "helm lint did not pass: {out}"
+    );
+    ensure!(
+        !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+        "helm lint reported findings: {out}"
+    );
+    Ok(out)
+}
+
+#[tokio::test]
+async fn lint_is_clean() {
+    lint(&[]).await.unwrap();
+}
+
+fn pod_spec(r: &Rendered) -> Result<&Value> {
+    Ok(&r.one("Deployment")?["spec"]["template"]["spec"])
+}
+
+fn pod_labels(r: &Rendered) -> Result<&serde_json::Map<String, Value>> {
+    r.one("Deployment")?["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .context("the pod template has no labels")
+}
+
+/// Every `key: value` of `selector` is among `labels`.
+fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    selector
+        .as_object()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+/// What the defaults must render, for release `kh` in `ns`.
+fn check_defaults(r: &Rendered, ns: &str) -> Result<()> {
+    let name = "kh-kuberhealthy";
+    let expected: Vec<String> = [
+        "ClusterRole/kh-kuberhealthy",
+        "ClusterRoleBinding/kh-kuberhealthy",
+        "ConfigMap/kh-kuberhealthy",
+        "Deployment/kh-kuberhealthy",
+        "PodDisruptionBudget/kh-kuberhealthy",
+        "Role/kh-kuberhealthy-lease",
+        "RoleBinding/kh-kuberhealthy-lease",
+        "Service/kh-kuberhealthy",
+        "ServiceAccount/kh-kuberhealthy",
+    ]
+    .map(String::from)
+    .to_vec();
+    ensure!(r.kinds() == expected, "rendered {:?}", r.kinds());
+    for doc in &r.docs {
+        if doc["kind"] != "ClusterRole" && doc["kind"] != "ClusterRoleBinding" {
+            ensure!(
+                doc["metadata"]["namespace"] == ns,
+                "{} is not in the release namespace {ns}",
+                str(&doc["metadata"]["name"])
+            );
+        }
+    }
+
+    let deployment = r.one("Deployment")?;
+    ensure!(deployment["spec"]["replicas"] == 2, "2 replicas by default");
+    let pod = pod_spec(r)?;
+    ensure!(
+        pod["serviceAccountName"] == name,
+        "{}",
+        pod["serviceAccountName"]
+    );
+    // The restricted Pod Security profile.
+    let psc = &pod["securityContext"];
+    ensure!(psc["runAsNonRoot"] == true, "runAsNonRoot: {psc}");
+    ensure!(
+        psc["runAsUser"].as_i64().is_some_and(|u| u > 0),
+        "a non-root runAsUser: {psc}"
+    );
+    ensure!(
+        psc["seccompProfile"]["type"] == "RuntimeDefault",
+        "seccomp RuntimeDefault: {psc}"
+    );
+    let c = r.container()?;
+    let sc = &c["securityContext"];
+    ensure!(sc["allowPrivilegeEscalation"] == false, "{sc}");
+    ensure!(sc["readOnlyRootFilesystem"] == true, "{sc}");
+    ensure!(sc["capabilities"]["drop"] == json!(["ALL"]), "{sc}");
+    ensure!(
+        sc["capabilities"]["add"].is_null() && sc["privileged"] != true,
+        "{sc}"
+    );
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        ensure!(pod[host] != true, "{host} is set");
+    }
+    // Probes and the port.
+    ensure!(
+        c["ports"] == json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
+        "{}",
+        c["ports"]
+    );
+    ensure!(
+        c["livenessProbe"]["httpGet"] == json!({"path": "/healthz", "port": "http"}),
+        "{}",
+        c["livenessProbe"]
+    );
+    ensure!(
+        c["readinessProbe"]["httpGet"] == json!({"path": "/readyz", "port": "http"}),
+        "{}",
+        c["readinessProbe"]
+    );
+    // The downward API.
+    let env = c["env"].as_array().context("no env")?;
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let found = env.iter().find(|v| v["name"] == var);
+        ensure!(
+            found.is_some_and(|v| v["valueFrom"]["fieldRef"]["fieldPath"] == field),
+            "{var} must come from the downward API ({field}): {found:?}"
+        );
+    }
+    ensure!(
+        !env.iter().any(|v| v["name"] == "TARGET_NAMESPACE"),
+        "cluster-wide by default: no TARGET_NAMESPACE"
+    );
+    ensure!(
+        r.env("KH_EXTERNAL_REPORTING_URL")?
+            == format!("http://{name}.{ns}.svc.cluster.local/externalCheckStatus"),
+        "{}",
+        r.env("KH_EXTERNAL_REPORTING_URL")?
+    );
+    for var in [
+        "KH_LOG_FORMAT",
+        "KH_LEADER_ELECTION_NAME",
+        "KH_LEADER_ELECTION_LEASE_DURATION",
+        "KH_LEADER_ELECTION_RENEW_DEADLINE",
+        "KH_LEADER_ELECTION_RETRY_PERIOD",
+        "KH_MAX_STARTS_PER_SECOND",
+    ] {
+        r.env(var)?;
+    }
+    let resources = &c["resources"];
+    for field in ["/requests/cpu", "/requests/memory", "/limits/memory"] {
+        ensure!(
+            resources.pointer(field).is_some_and(Value::is_string),
+            "resources{field} is not set: {resources}"
+        );
+    }
+    // The config file.
+    ensure!(
+        c["args"] == json!(["run", "--config", "/etc/config/kuberhealthy.yaml"]),
+        "{}",
+        c["args"]
+    );
+    ensure!(
+        c["volumeMounts"]
+            == json!([{"name": "config", "mountPath": "/etc/config", "readOnly": true}]),
+        "{}",
+        c["volumeMounts"]
+    );
+    ensure!(
+        pod["volumes"] == json!([{"name": "config", "configMap": {"name": name}}]),
+        "{}",
+        pod["volumes"]
+    );
+    let config_text = str(&r.one("ConfigMap")?["data"]["kuberhealthy.yaml"]);
+    let config: Value = serde_saphyr::from_str(config_text).context("the config file")?;
+    ensure!(config["listenAddress"] == ":8080", "{config}");
+    ensure!(config["maxKHJobAge"] == "15m", "{config}");
+    ensure!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64),
+        "a config checksum rolls the pods when the config changes"
+    );
+    // Spread across nodes.
+    let preferred =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    ensure!(
+        preferred[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname",
+        "{preferred}"
+    );
+    ensure!(
+        selects(
+            &preferred[0]["podAffinityTerm"]["labelSelector"]["matchLabels"],
+            pod_labels(r)?
+        ),
+        "the anti-affinity selects the replicas"
+    );
+    ensure!(
+        pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname",
+        "{}",
+        pod["topologySpreadConstraints"]
+    );
+    // Service 80 -> the container's port named http (8080).
+    let service = r.one("Service")?;
+    ensure!(
+        service["spec"]["ports"]
+            == json!([{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]),
+        "{}",
+        service["spec"]["ports"]
+    );
+    ensure!(service["spec"]["type"] == "ClusterIP");
+    ensure!(
+        selects(&service["spec"]["selector"], pod_labels(r)?),
+        "the Service selects the replicas"
+    );
+    ensure!(
+        selects(
+            &deployment["spec"]["selector"]["matchLabels"],
+            pod_labels(r)?
+        ),
+        "the Deployment selects its pods"
+    );
+    // The disruption budget.
+    let pdb = r.one("PodDisruptionBudget")?;
+    ensure!(pdb["spec"]["minAvailable"] == 1, "{pdb}");
+    ensure!(
+        selects(&pdb["spec"]["selector"]["matchLabels"], pod_labels(r)?),
+        "the PDB selects the replicas"
+    );
+    // RBAC: cluster-wide controller rules, the Lease Role in the release namespace, every
+    // binding to the ServiceAccount.
+    check_rbac(r, ns, name, None)?;
+    Ok(())
+}
+
+/// Bindings name `account` in `ns`; the controller's rules are in a ClusterRole (no
+/// target) or in a Role in `target`; the Lease Role is in `ns`.
+fn check_rbac(r: &Rendered, ns: &str, account: &str, target: Option<&str>) -> Result<()> {
+    for binding in r
+        .docs
+        .iter()
+        .filter(|d| str(&d["kind"]).ends_with("Binding"))
+    {
+        ensure!(
+            binding["subjects"]
+                == json!([{"kind": "ServiceAccount", "name": account, "namespace": ns}]),
+            "{binding}"
+        );
+    }
+    let controller_rules: Value = serde_json::to_value(controller_policy())?;
+    match target {
+        None => {
+            ensure!(
+                r.one("ClusterRole")?["rules"] == controller_rules,
+                "the ClusterRole's rules are the code's"
+            );
+            r.one("ClusterRoleBinding")?;
+        }
+        Some(target) => {
+            ensure!(
+                r.of_kind("ClusterRole").is_empty() && r.of_kind("ClusterRoleBinding").is_empty(),
+                "namespace-scoped mode must render no ClusterRole: {:?}",
+                r.kinds()
+            );
+            let role = r
+                .of_kind("Role")
+                .into_iter()
+                .find(|d| d["metadata"]["namespace"] == target)
+                .with_context(|| format!("no Role in {target}: {:?}", r.kinds()))?;
+            ensure!(role["rules"] == controller_rules, "{role}");
+        }
+    }
+    let lease = r
+        .of_kind("Role")
+        .into_iter()
+        .find(|d| str(&d["metadata"]["name"]).ends_with("-lease"))
+        .context("no Lease Role")?;
+    ensure!(lease["metadata"]["namespace"] == ns, "{lease}");
+    ensure!(
+        lease["rules"] == serde_json::to_value(lease_policy())?,
+        "{lease}"
+    );
+    let wildcards = support::wildcards(r);
+    ensure!(wildcards.is_empty(), "wildcards in RBAC: {wildcards:?}");
+    Ok(())
+}
+
+pub fn controller_policy() -> Value {
+    policy(kuberhealthy::rbac::CONTROLLER_RULES)
+}
+
+pub fn lease_policy() -> Value {
+    policy(kuberhealthy::rbac::LEASE_RULES)
+}
+
+/// Rules as the chart writes them (the code's `rules_yaml`, read back).
+fn policy(rules: &[kuberhealthy::rbac::Rule]) -> Value {
+    serde_saphyr::from_str(&kuberhealthy::rbac::rules_yaml(rules)).expect("the code's rules")
+}
+
+/// One documented toggle: its values (`{ns}` is the release namespace) and what it must
+/// render. Namespaces `{ns}-<suffix>` for each of `namespaces` are created before applying.
+struct Toggle {
+    name: &'static str,
+    values: &'static [&'static str],
+    namespaces: &'static [&'static str],
+    check: fn(&Rendered, &str) -> Result<()>,
+}
+
+const TOGGLES: &[Toggle] = &[
+    Toggle {
+        name: "defaults",
+        values: &[],
+        namespaces: &[],
+        check: check_defaults,
+    },
+    Toggle {
+        name: "targetNamespace",
+        values: &["--set", "targetNamespace={ns}-checks"],
+        namespaces: &["checks"],
+        check: |r, ns| {
+            ensure!(r.env("TARGET_NAMESPACE")? == format!("{ns}-checks"));
+            check_rbac(r, ns, "kh-kuberhealthy", Some(&format!("{ns}-checks")))?;
+            ensure!(
+                r.of_kind("Role").len() == 2 && r.of_kind("RoleBinding").len() == 2,
+                "{:?}",
+                r.kinds()
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "prometheus.serviceMonitor",
+        values: &[
+            "--set",
+            "prometheus.serviceMonitor.enabled=true",
+            "--set",
+            "prometheus.serviceMonitor.interval=15s",
+            "--set",
+            "prometheus.serviceMonitor.additionalLabels.release=prometheus",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let monitor = r.one("ServiceMonitor")?;
+            let service = r.one("Service")?;
+            let endpoint = &monitor["spec"]["endpoints"][0];
+            ensure!(
+                endpoint["port"] == service["spec"]["ports"][0]["name"],
+                "the ServiceMonitor scrapes the Service's named port: {endpoint}"
+            );
+            ensure!(endpoint["path"] == "/metrics" && endpoint["interval"] == "15s");
+            ensure!(
+                endpoint["honorLabels"] == true,
+                "the check's `namespace` label must win over the target's"
+            );
+            let labels = service["metadata"]["labels"].as_object().unwrap();
+            ensure!(
+                selects(&monitor["spec"]["selector"]["matchLabels"], labels),
+                "the ServiceMonitor selects the Service"
+            );
+            ensure!(monitor["metadata"]["labels"]["release"] == "prometheus");
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "prometheus.prometheusRule",
+        values: &[
+            "--set",
+            "prometheus.prometheusRule.enabled=true",
+            "--set",
+            "prometheus.prometheusRule.additionalLabels.release=prometheus",
+        ],
+        namespaces: &[],
+        check: |r, ns| {
+            let rule = r.one("PrometheusRule")?;
+            ensure!(rule["metadata"]["labels"]["release"] == "prometheus");
+            let alerts = crate::alerts::alerts(rule)?;
+            let names: Vec<&str> = alerts.iter().map(|a| str(&a["alert"])).collect();
+            ensure!(
+                names
+                    == [
+                        "KuberhealthyCheckFailing",
+                        "KuberhealthyCheckStale",
+                        "KuberhealthyNoLeader",
+                        "KuberhealthyReplicasDown"
+                    ],
+                "{names:?}"
+            );
+            for alert in &alerts {
+                for field in [
+                    "/labels/severity",
+                    "/annotations/summary",
+                    "/annotations/description",
+                    "/for",
+                ] {
+                    ensure!(
+                        alert
+                            .pointer(field)
+                            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())),
+                        "{} has no {field}",
+                        alert["alert"]
+                    );
+                }
+            }
+            let selector = format!(r#"job="kh-kuberhealthy", namespace="{ns}""#);
+            ensure!(
+                str(&alerts[3]["expr"]).contains(&selector)
+                    && str(&alerts[3]["expr"]).ends_with("< 2"),
+                "{}",
+                alerts[3]["expr"]
+            );
+            crate::alerts::promtool_check_rules(rule)?;
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "prometheus.prometheusRule with targetSelector and 3 replicas",
+        values: &[
+            "--set",
+            "prometheus.prometheusRule.enabled=true",
+            "--set",
+            "replicas=3",
+            "--set-string",
+            "prometheus.prometheusRule.targetSelector=job=\"kuberhealthy\"",
+            "--set",
+            "prometheus.prometheusRule.failingFor=15m",
+            "--set",
+            "prometheus.prometheusRule.severity.checkFailing=critical",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let alerts = crate::alerts::alerts(r.one("PrometheusRule")?)?;
+            ensure!(alerts[0]["for"] == "15m" && alerts[0]["labels"]["severity"] == "critical");
+            ensure!(
+                str(&alerts[2]["expr"])
+                    == r#"(max(kuberhealthy_controller_leader{job="kuberhealthy"}) or vector(0)) < 1"#,
+                "{}",
+                alerts[2]["expr"]
+            );
+            ensure!(
+                str(&alerts[3]["expr"]) == r#"(sum(up{job="kuberhealthy"}) or vector(0)) < 3"#,
+                "{}",
+                alerts[3]["expr"]
+            );
+            crate::alerts::promtool_check_rules(r.one("PrometheusRule")?)
+        },
+    },
+    Toggle {
+        name: "prometheus.grafanaDashboard",
+        values: &[
+            "--set",
+            "prometheus.grafanaDashboard.enabled=true",
+            "--set",
+            "prometheus.grafanaDashboard.namespace={ns}-grafana",
+            "--set",
+            "prometheus.grafanaDashboard.annotations.grafana_folder=Kuberhealthy",
+        ],
+        namespaces: &["grafana"],
+        check: |r, ns| {
+            let map = r.named("ConfigMap", "kh-kuberhealthy-dashboard")?;
+            ensure!(map["metadata"]["namespace"] == format!("{ns}-grafana"));
+            ensure!(
+                map["metadata"]["labels"]["grafana_dashboard"] == "1",
+                "{map}"
+            );
+            ensure!(map["metadata"]["annotations"]["grafana_folder"] == "Kuberhealthy");
+            let shipped: Value = serde_json::from_str(str(&map["data"]["kuberhealthy.json"]))
+                .context("the dashboard in the ConfigMap is not JSON")?;
+            ensure!(
+                shipped == crate::dashboard::dashboard()?,
+                "the ConfigMap holds files/dashboard.json"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "podDisruptionBudget.enabled=false",
+        values: &["--set", "podDisruptionBudget.enabled=false"],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(
+                r.of_kind("PodDisruptionBudget").is_empty(),
+                "{:?}",
+                r.kinds()
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "replicas=1 (no PodDisruptionBudget)",
+        values: &[
+            "--set",
+            "replicas=1",
+            "--set",
+            "podDisruptionBudget.minAvailable=1",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(r.one("Deployment")?["spec"]["replicas"] == 1);
+            ensure!(
+                r.of_kind("PodDisruptionBudget").is_empty(),
+                "a budget of 1 on one replica would block node drains"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "serviceAccount.create=false",
+        values: &[
+            "--set",
+            "serviceAccount.create=false",
+            "--set",
+            "serviceAccount.name=existing",
+        ],
+        namespaces: &[],
+        check: |r, ns| {
+            ensure!(r.of_kind("ServiceAccount").is_empty(), "{:?}", r.kinds());
+            ensure!(pod_spec(r)?["serviceAccountName"] == "existing");
+            check_rbac(r, ns, "existing", None)
+        },
+    },
+    Toggle {
+        name: "serviceAccount.annotations",
+        values: &[
+            "--set",
+            "serviceAccount.annotations.example\\.com/role=kuberhealthy",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let account = r.one("ServiceAccount")?;
+            ensure!(
+                account["metadata"]["annotations"]["example.com/role"] == "kuberhealthy",
+                "{account}"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "podAntiAffinity=hard",
+        values: &["--set", "podAntiAffinity=hard"],
+        namespaces: &[],
+        check: |r, _| {
+            let anti = &pod_spec(r)?["affinity"]["podAntiAffinity"];
+            let required = &anti["requiredDuringSchedulingIgnoredDuringExecution"][0];
+            ensure!(
+                required["topologyKey"] == "kubernetes.io/hostname",
+                "{anti}"
+            );
+            ensure!(selects(
+                &required["labelSelector"]["matchLabels"],
+                pod_labels(r)?
+            ));
+            ensure!(
+                anti["preferredDuringSchedulingIgnoredDuringExecution"].is_null(),
+                "{anti}"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "reportingURL",
+        values: &[
+            "--set",
+            "reportingURL=http://kh.example:8080/externalCheckStatus",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(
+                r.env("KH_EXTERNAL_REPORTING_URL")? == "http://kh.example:8080/externalCheckStatus"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "image",
+        values: &[
+            "--set",
+            "image.registry=registry.example.com",
+            "--set",
+            "image.repository=team/kuberhealthy",
+            "--set",
+            "image.tag=1.2.3",
+            "--set",
+            "image.pullPolicy=Always",
+            "--set",
+            "imagePullSecrets[0].name=regcred",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let c = r.container()?;
+            ensure!(
+                c["image"] == "registry.example.com/team/kuberhealthy:1.2.3",
+                "{}",
+                c["image"]
+            );
+            ensure!(c["imagePullPolicy"] == "Always");
+            ensure!(pod_spec(r)?["imagePullSecrets"] == json!([{"name": "regcred"}]));
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "image defaults to the appVersion",
+        values: &[],
+        namespaces: &[],
+        check: |r, _| {
+            let chart: Value = serde_saphyr::from_str(&std::fs::read_to_string(
+                support::chart_dir().join("Chart.yaml"),
+            )?)?;
+            let expected = format!("kuberhealthy:{}", str(&chart["appVersion"]));
+            ensure!(
+                r.container()?["image"] == expected.as_str(),
+                "{}",
+                r.container()?["image"]
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "scheduling",
+        values: &[
+            "--set",
+            "nodeSelector.kubernetes\\.io/os=linux",
+            "--set",
+            "tolerations[0].key=dedicated",
+            "--set",
+            "tolerations[0].operator=Exists",
+            "--set",
+            "priorityClassName=system-cluster-critical",
+            "--set",
+            "terminationGracePeriodSeconds=45",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let pod = pod_spec(r)?;
+            ensure!(pod["nodeSelector"] == json!({"kubernetes.io/os": "linux"}));
+            ensure!(pod["tolerations"] == json!([{"key": "dedicated", "operator": "Exists"}]));
+            ensure!(pod["priorityClassName"] == "system-cluster-critical");
+            ensure!(pod["terminationGracePeriodSeconds"] == 45);
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "pod metadata",
+        values: &[
+            "--set",
+            "podAnnotations.example\\.com/owner=sre",
+            "--set",
+            "podLabels.team=sre",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            let meta = &r.one("Deployment")?["spec"]["template"]["metadata"];
+            ensure!(meta["annotations"]["example.com/owner"] == "sre", "{meta}");
+            ensure!(meta["labels"]["team"] == "sre", "{meta}");
+            ensure!(
+                r.one("Deployment")?["spec"]["selector"]["matchLabels"]["team"].is_null(),
+                "extra pod labels stay out of the immutable selector"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "service",
+        values: &[
+            "--set",
+            "service.type=NodePort",
+            "--set",
+            "service.port=8081",
+            "--set-string",
+            "service.annotations.example\\.com/scrape=true",
+        ],
+        namespaces: &[],
+        check: |r, ns| {
+            let service = r.one("Service")?;
+            ensure!(service["spec"]["type"] == "NodePort");
+            ensure!(service["spec"]["ports"][0]["port"] == 8081);
+            ensure!(service["spec"]["ports"][0]["targetPort"] == "http");
+            ensure!(service["metadata"]["annotations"]["example.com/scrape"] == "true");
+            ensure!(
+                r.env("KH_EXTERNAL_REPORTING_URL")?
+                    == format!(
+                        "http://kh-kuberhealthy.{ns}.svc.cluster.local:8081/externalCheckStatus"
+                    ),
+                "the default reporting URL follows the Service port: {}",
+                r.env("KH_EXTERNAL_REPORTING_URL")?
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "controller settings",
+        values: &[
+            "--set",
+            "logFormat=text",
+            "--set",
+            "maxStartsPerSecond=25",
+            "--set",
+            "leaderElection.leaseName=kh-lease",
+            "--set",
+            "leaderElection.leaseDuration=30s",
+            "--set",
+            "leaderElection.renewDeadline=20s",
+            "--set",
+            "leaderElection.retryPeriod=4s",
+            "--set",
+            "extraEnv[0].name=OTEL_EXPORTER_OTLP_ENDPOINT",
+            "--set",
+            "extraEnv[0].value=http://otel-collector:4318",
+            "--set",
+            "config.logLevel=debug",
+            "--set",
+            "config.maxCompletedPodCount=9",
+            "--set",
+            "config.stateMetadata.cluster=prod-1",
+            "--set",
+            "config.promMetricsConfig.suppressErrorLabel=true",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            for (var, value) in [
+                ("KH_LOG_FORMAT", "text"),
+                ("KH_MAX_STARTS_PER_SECOND", "25"),
+                ("KH_LEADER_ELECTION_NAME", "kh-lease"),
+                ("KH_LEADER_ELECTION_LEASE_DURATION", "30s"),
+                ("KH_LEADER_ELECTION_RENEW_DEADLINE", "20s"),
+                ("KH_LEADER_ELECTION_RETRY_PERIOD", "4s"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4318"),
+            ] {
+                ensure!(r.env(var)? == value, "{var}: {}", r.env(var)?);
+            }
+            let config: Value =
+                serde_saphyr::from_str(str(&r.one("ConfigMap")?["data"]["kuberhealthy.yaml"]))?;
+            ensure!(
+                config["logLevel"] == "debug" && config["maxCompletedPodCount"] == 9,
+                "{config}"
+            );
+            ensure!(
+                config["stateMetadata"] == json!({"cluster": "prod-1"}),
+                "{config}"
+            );
+            ensure!(
+                config["promMetricsConfig"]["suppressErrorLabel"] == true,
+                "{config}"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "resources",
+        values: &[
+            "--set",
+            "resources.requests.cpu=200m",
+            "--set",
+            "resources.requests.memory=128Mi",
+            "--set",
+            "resources.limits.memory=512Mi",
+        ],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(
+                r.container()?["resources"]
+                    == json!({"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}),
+                "{}",
+                r.container()?["resources"]
+            );
+            Ok(())
+        },
+    },
+];
+
+/// The toggle's values with `{ns}` replaced.
+fn values_for(toggle: &Toggle, ns: &str) -> Vec<String> {
+    toggle
+        .values
+        .iter()
+        .map(|v| v.replace("{ns}", ns))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_toggle_lints_renders_and_applies_with_server_side_validation() {
+    let ctx = cluster().await.context("chart-toggles").await.unwrap();
+    let client = ctx.client().await.unwrap();
+    support::install_crds(&client).await.unwrap();
+    let mut failures = Vec::new();
+    for (i, toggle) in TOGGLES.iter().enumerate() {
+        let ns = format!("{}-t{i}", ctx.namespace());
+        let outcome = async {
+            accounts::create_namespace(&client, &ns).await?;
+            for suffix in toggle.namespaces {
+                accounts::create_namespace(&client, &format!("{ns}-{suffix}")).await?;
+            }
+            let values = values_for(toggle, &ns);
+            lint(&values).await?;
+            let rendered = template("kh", &ns, &values).await?;
+            (toggle.check)(&rendered, &ns).context("the rendering")?;
+            // Every document the API server serves is applied with strict validation. The
+            // monitoring.coreos.com kinds (ServiceMonitor, PrometheusRule) are not served here:
+            // the prometheus-operator's CRDs are not available on this machine. They are
+            // checked above instead (the ServiceMonitor against the Service; the rules by
+            // promtool, here and in the `alerts` tests).
+            let applied = apply_rendered(&client, &rendered).await?;
+            let expected = rendered
+                .docs
+                .iter()
+                .filter(|d| !support::is_monitoring_coreos(d))
+                .count();
+            ensure!(
+                applied.len() == expected,
+                "applied {} of {expected}",
+                applied.len()
+            );
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(err) = outcome {
+            failures.push(format!("{} (namespace {ns}): {err:#}", toggle.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "toggles that fail:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The pod the Deployment's template makes is admitted in a namespace that enforces the
+/// restricted Pod Security Standard (the API server's PodSecurity admission, dry run); a
+/// pod without `runAsNonRoot` is refused there, so the admission is really on.
+#[tokio::test]
+async fn the_pod_passes_the_restricted_pod_security_admission() {
+    let ctx = cluster().await.context("chart-psa").await.unwrap();
+    let client = ctx.client().await.unwrap();
+    let restricted = format!("{}-restricted", ctx.namespace());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(restricted.clone()),
+            labels: Some(
+                [
+                    ("pod-security.kubernetes.io/enforce", "restricted"),
+                    ("pod-security.kubernetes.io/enforce-version", "latest"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let rendered = template("kh", &restricted, &[]).await.unwrap();
+    let template = &rendered.one("Deployment").unwrap()["spec"]["template"];
+    let pod = |template: &Value| -> Pod {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "restricted-check", "labels": template["metadata"]["labels"]},
+            "spec": template["spec"],
+        }))
+        .unwrap();
+        pod.metadata.namespace = Some(restricted.clone());
+        pod
+    };
+    let pods: Api<Pod> = Api::namespaced(client, &restricted);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    if let Err(err) = pods.create(&dry_run, &pod(template)).await {
+        panic!("the chart's pod is refused under the restricted profile: {err}");
+    }
+    let mut weakened = template.clone();
+    weakened["spec"]["securityContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("runAsNonRoot");
+    match pods.create(&dry_run, &pod(&weakened)).await {
+        Err(kube::Error::Api(status)) => assert!(
+            status.message.contains("restricted") && status.message.contains("runAsNonRoot"),
+            "{}",
+            status.message
+        ),
+        other => panic!("a pod without runAsNonRoot should be refused: {other:?}"),
+    }
+}
+
+/// The ConfigMap's config file and the Deployment's env are accepted by `kuberhealthy run`
+/// as it resolves its configuration (`--print-config`), with what the values say.
+#[tokio::test]
+async fn the_rendered_config_and_env_are_accepted_by_the_controller() {
+    let rendered = template(
+        "kh",
+        "monitoring",
+        &args(&[
+            "--set",
+            "targetNamespace=checks",
+            "--set",
+            "config.maxCompletedPodCount=9",
+            "--set",
+            "config.stateMetadata.cluster=prod-1",
+        ]),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kuberhealthy.yaml");
+    std::fs::write(
+        &config,
+        str(&rendered.one("ConfigMap").unwrap()["data"]["kuberhealthy.yaml"]),
+    )
+    .unwrap();
+    let binary = kuberhealthy_e2e::binaries::kuberhealthy().unwrap();
+    let mut cmd = std::process::Command::new(&binary);
+    cmd.args(["run", "--print-config", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("POD_NAME", "kh-kuberhealthy-abc")
+        .env("POD_NAMESPACE", "monitoring");
+    for var in rendered.container().unwrap()["env"].as_array().unwrap() {
+        if let Some(value) = var["value"].as_str() {
+            cmd.env(str(&var["name"]), value);
+        }
+    }
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "kuberhealthy refused the chart's configuration: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let settings: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let expect = [
+        ("/listenAddress", json!("0.0.0.0:8080")),
+        ("/targetNamespace", json!("checks")),
+        (
+            "/reportingUrl",
+            json!("http://kh-kuberhealthy.monitoring.svc.cluster.local/externalCheckStatus"),
+        ),
+        ("/lease/name", json!("kuberhealthy")),
+        ("/lease/leaseDuration", json!("15s")),
+        ("/maxCompletedPodCount", json!(9)),
+        ("/stateMetadata", json!({"cluster": "prod-1"})),
+    ];
+    for (pointer, value) in expect {
+        assert_eq!(
+            settings.pointer(pointer),
+            Some(&value),
+            "{pointer} in {settings:#}"
+        );
+    }
+}
