@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: build test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run
+.PHONY: build test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench
 
 build:
 	$(CARGO) build --workspace --bins
@@ -66,6 +66,19 @@ e2e: control-plane
 	$(CARGO) build --bin kuberhealthy
 	@session=make-e2e-$$(date +%s%N); \
 	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \
+	bash e2e/leftovers.sh $$session || status=1; \
+	exit $$status
+
+# Benchmarks on a local control plane, release builds (see README, Performance): prints a
+# table per scenario and writes the raw figures to target/bench/bench.json. The peer
+# (Kuberhealthy v3, else v2) is built from the Go module proxy by e2e/tools/build-peer.sh.
+# BENCH_ARGS="--quick" for development, "--only footprint,serving" for some scenarios.
+bench: control-plane
+	$(CARGO) build --release --bin kuberhealthy
+	$(CARGO) build --release -p kuberhealthy-e2e --bins
+	@session=make-bench-$$(date +%s%N); \
+	KH_E2E_SESSION=$$session KH_BIN=$(CURDIR)/target/release/kuberhealthy \
+	  $(CARGO) run --quiet --release -p kuberhealthy-e2e --bin bench -- $(BENCH_ARGS); status=$$?; \
 	bash e2e/leftovers.sh $$session || status=1; \
 	exit $$status
 

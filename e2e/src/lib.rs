@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod http;
 pub mod kubeconfig;
+pub mod lease_watch;
 pub mod logs;
 pub mod manifests;
 pub mod metrics;

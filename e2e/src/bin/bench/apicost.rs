@@ -1,0 +1,241 @@
+//! Scenario 4: what a run costs the API server, from its own `apiserver_request_total`
+//! (delta over a window in which runs complete), and what idling with many checks costs.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::DynamicObject;
+use serde_json::json;
+
+use crate::Plan;
+use crate::apimetrics::{self, Requests};
+use crate::footprint::ratio;
+use crate::peer::Peer;
+use crate::report::{Row, Section, f1, f2};
+use crate::world::{self, DEFAULT_LEASE, REPORT_OK, World, check, check_name};
+
+pub const RUN_INTERVAL: &str = "10s";
+const RUN_TIMEOUT: &str = "30s";
+const QUIET_BEFORE: Duration = Duration::from_secs(5);
+
+/// Requests during a window with runs completing.
+#[derive(Debug, Clone)]
+pub struct RunCost {
+    pub requests: Requests,
+    /// Runs whose result was written in the window (from the khstates' history).
+    pub completed_runs: f64,
+    /// Checker pods created in the window.
+    pub pods_created: f64,
+    pub window: Duration,
+}
+
+impl RunCost {
+    /// Requests per run, counting runs as `runs`.
+    pub fn per_run(&self, runs: f64) -> (f64, std::collections::BTreeMap<String, f64>) {
+        let by_verb = self
+            .requests
+            .by_verb()
+            .into_iter()
+            .map(|(k, v)| (k, v / runs))
+            .collect();
+        (self.requests.total() / runs, by_verb)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "window_s": self.window.as_secs_f64(),
+            "completed_runs": self.completed_runs,
+            "pods_created": self.pods_created,
+            "requests": self.requests.to_json(),
+        })
+    }
+}
+
+pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
+    let k = plan.apicost_checks;
+    let mut section = Section::new("apicost", "4. API-server cost");
+    section.setup.push(format!(
+        "{k} checks due every {RUN_INTERVAL} whose checker (sh + curl, run by the pod runner) reports \
+         OK; a leader and a follower (Lease {}); after every check has finished two runs, a {} s \
+         window; requests are the delta of the API server's apiserver_request_total (resource \
+         requests only: the bench's own reads of /metrics are excluded), divided by the checker \
+         pods created in the window (each run creates one); the pod runner's requests (the \
+         kubelet's and the scheduler's share: pods/binding, pods/status, nodes) are included",
+        DEFAULT_LEASE.describe(),
+        plan.apicost_window.as_secs()
+    ));
+    section.setup.push(format!(
+        "idle: {} checks with interval 24h and fresh khstates, a leader and a follower, {} s quiet, \
+         then a {} s window",
+        plan.apicost_idle_checks,
+        QUIET_BEFORE.as_secs(),
+        plan.apicost_idle_window.as_secs()
+    ));
+
+    let ours = {
+        let mut world = World::start("bench-apicost").await?;
+        let checks = (0..k)
+            .map(|i| check(&check_name(i), RUN_INTERVAL, RUN_TIMEOUT, REPORT_OK))
+            .collect();
+        world.create_all(&world::khchecks(), checks).await?;
+        world.spawn(0, DEFAULT_LEASE, &[]).await?;
+        world.spawn(1, DEFAULT_LEASE, &[]).await?;
+        world.settle(k).await?;
+        wait_for_history(&world, 2).await?;
+        measure_runs(&world, plan.apicost_window).await?
+    };
+    let theirs = peer.apicost(plan).await;
+
+    let runs = ours.pods_created;
+    let (total, by_verb) = ours.per_run(runs);
+    let peer_per_run = theirs
+        .as_ref()
+        .map(|t| t.per_run(t.pods_created))
+        .map_err(Clone::clone);
+    let mut row = Row::new("requests per run, all", f1(total));
+    row = match &peer_per_run {
+        Ok((t, _)) => row.peer(f1(*t), total, *t),
+        Err(reason) => row.peer_text(reason.clone()),
+    };
+    section.rows.push(row);
+    let mut verbs: Vec<String> = by_verb.keys().cloned().collect();
+    if let Ok((_, theirs)) = &peer_per_run {
+        verbs.extend(theirs.keys().cloned());
+    }
+    verbs.sort();
+    verbs.dedup();
+    for verb in verbs {
+        let v = by_verb.get(&verb).copied().unwrap_or(0.0);
+        let mut row = Row::new(format!("requests per run, {verb}"), f2(v));
+        if let Ok((_, theirs)) = &peer_per_run {
+            let t = theirs.get(&verb).copied().unwrap_or(0.0);
+            row = row.peer(f2(t), v, t);
+        }
+        section.rows.push(row);
+    }
+    let runner = ours
+        .requests
+        .filter(|_, r| {
+            r == "pods/binding" || r == "pods/status" || r == "nodes" || r == "nodes/status"
+        })
+        .total();
+    section.rows.push(Row::new(
+        "of which the pod runner (kubelet/scheduler role), per run",
+        f2(runner / runs),
+    ));
+    section.rows.push(Row::new(
+        "runs in the window: pods created / results written",
+        format!("{} / {}", ours.pods_created, ours.completed_runs),
+    ));
+
+    // Idle with many checks.
+    let idle = {
+        let mut world = World::start("bench-apicost-idle").await?;
+        world
+            .create_idle_checks(0..plan.apicost_idle_checks, "24h")
+            .await?;
+        world.spawn(0, DEFAULT_LEASE, &[]).await?;
+        world.spawn(1, DEFAULT_LEASE, &[]).await?;
+        world.settle(plan.apicost_idle_checks).await?;
+        tokio::time::sleep(QUIET_BEFORE).await;
+        let before = apimetrics::snapshot(world.plane()).await?;
+        tokio::time::sleep(plan.apicost_idle_window).await;
+        let after = apimetrics::snapshot(world.plane()).await?;
+        after.since(&before)
+    };
+    let secs = plan.apicost_idle_window.as_secs_f64();
+    let idle_rate = idle.total() / secs;
+    let theirs_idle = peer.idle_requests(plan).await;
+    let mut row = Row::new(
+        format!(
+            "idle, {} checks: requests per second (leader + follower)",
+            plan.apicost_idle_checks
+        ),
+        f2(idle_rate),
+    );
+    row = match &theirs_idle {
+        Ok(t) => row.peer(f2(t.total() / secs), idle_rate, t.total() / secs),
+        Err(reason) => row.peer_text(reason.clone()),
+    };
+    section.rows.push(row);
+    for (verb, count) in idle.by_verb() {
+        section.rows.push(Row::new(
+            format!(
+                "idle, {} checks: {verb} per second",
+                plan.apicost_idle_checks
+            ),
+            f2(count / secs),
+        ));
+    }
+    if let Ok((t, _)) = &peer_per_run {
+        section.notes.push(format!(
+            "per run, kuberhealthy-rs makes {} the requests of the peer",
+            ratio(total, *t)
+        ));
+    }
+    section.raw = json!({
+        "runs": ours.to_json(),
+        "idle": {"window_s": secs, "requests": idle.to_json()},
+        "peer_runs": theirs.as_ref().map(RunCost::to_json).unwrap_or_else(|e| json!(e)),
+        "peer_idle": theirs_idle.as_ref().map(Requests::to_json).unwrap_or_else(|e| json!(e)),
+    });
+    Ok(section)
+}
+
+/// Waits until every khstate of the world holds at least `runs` finished runs.
+pub async fn wait_for_history(world: &World, runs: usize) -> Result<()> {
+    kuberhealthy_e2e::wait_until(
+        &format!("every check to finish {runs} runs"),
+        world::TIMEOUT,
+        || async {
+            let states = world.list_states().await?;
+            Ok(states
+                .iter()
+                .all(|s| history(s).len() >= runs)
+                .then_some(()))
+        },
+    )
+    .await
+}
+
+fn history(state: &DynamicObject) -> Vec<serde_json::Value> {
+    state.data["spec"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Requests over `window`, and the runs that completed in it.
+pub async fn measure_runs(world: &World, window: Duration) -> Result<RunCost> {
+    let before = apimetrics::snapshot(world.plane()).await?;
+    let t0 = Timestamp::now();
+    tokio::time::sleep(window).await;
+    let after = apimetrics::snapshot(world.plane()).await?;
+    let t1 = Timestamp::now();
+    let requests = after.since(&before);
+    let mut completed = 0.0;
+    for state in world.list_states().await? {
+        for run in history(&state) {
+            if let Some(finished) = run["finishedAt"]
+                .as_str()
+                .and_then(|s| s.parse::<Timestamp>().ok())
+                && finished >= t0
+                && finished <= t1
+            {
+                completed += 1.0;
+            }
+        }
+    }
+    let pods_created = requests
+        .0
+        .get(&("POST".to_string(), "pods".to_string()))
+        .copied()
+        .unwrap_or(0.0);
+    Ok(RunCost {
+        requests,
+        completed_runs: completed,
+        pods_created,
+        window,
+    })
+}

@@ -1,0 +1,196 @@
+//! Scenario 1: what an idle leader and an idle follower cost, with 0, 1,000 and 5,000
+//! checks whose khstates say they ran just now (interval 24h: nothing runs).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use kuberhealthy_e2e::ControlPlane;
+use serde_json::json;
+
+use crate::peer::Peer;
+use crate::procfs::{self, CpuWindow};
+use crate::report::{Row, Section, f1, f2};
+use crate::stats::median;
+use crate::world::{DEFAULT_LEASE, World};
+use crate::{Plan, apimetrics};
+
+/// Let start-up work (initial lists, the first scheduling pass) finish before measuring.
+const QUIET_BEFORE: Duration = Duration::from_secs(5);
+
+/// What one process measured at one stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    pub rss_mib: f64,
+    pub hwm_mib: f64,
+    /// Median over the windows, % of one core.
+    pub cpu_pct: f64,
+}
+
+pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
+    let mut section = Section::new("footprint", "1. Footprint: idle leader and follower");
+    section.setup.push(format!(
+        "one control plane; checks with runInterval 24h and a khstate whose run finished at creation \
+         (nothing is due), created {} at a time; stages {:?} checks; for each stage a fresh leader \
+         and follower (Lease {}), ready and showing every check, {} s quiet, then {} idle windows \
+         of {} s",
+        32,
+        plan.footprint_counts,
+        DEFAULT_LEASE.describe(),
+        QUIET_BEFORE.as_secs(),
+        plan.idle_windows,
+        plan.idle_window.as_secs()
+    ));
+    section.setup.push(
+        "memory: VmRSS and VmHWM from /proc/<pid>/status at the end of the windows; CPU: \
+         utime+stime from /proc/<pid>/stat over each window, % of one core, median of the windows; \
+         baseline: the same windows' CPU of the kube-apiserver"
+            .into(),
+    );
+    let mut world = World::start("bench-footprint").await?;
+    let mut raw = Vec::new();
+    let mut created = 0;
+    let mut ours = Vec::new();
+    for &count in &plan.footprint_counts {
+        let took = world.create_idle_checks(created..count, "24h").await?;
+        let rate = (count - created) as f64 / took.as_secs_f64();
+        created = count;
+        world.spawn(0, DEFAULT_LEASE, &[]).await?;
+        world.spawn(1, DEFAULT_LEASE, &[]).await?;
+        let leader = world.settle(count).await?;
+        let follower = 1 - leader;
+        tokio::time::sleep(QUIET_BEFORE).await;
+        let pids = [
+            world.replica(leader)?.pid(),
+            world.replica(follower)?.pid(),
+            world.apiserver_pid()?,
+        ];
+        let (cpu, requests) = idle_windows(world.plane(), &pids, plan).await?;
+        let leader_idle = Idle {
+            rss_mib: procfs::memory(pids[0])?.rss_mib,
+            hwm_mib: procfs::memory(pids[0])?.hwm_mib,
+            cpu_pct: median(&cpu[0]),
+        };
+        let follower_idle = Idle {
+            rss_mib: procfs::memory(pids[1])?.rss_mib,
+            hwm_mib: procfs::memory(pids[1])?.hwm_mib,
+            cpu_pct: median(&cpu[1]),
+        };
+        let apiserver_cpu = median(&cpu[2]);
+        world.stop_replicas();
+
+        ours.push((count, leader_idle, follower_idle, apiserver_cpu));
+        raw.push(json!({
+            "checks": count,
+            "created_per_second": rate,
+            "leader": {"rss_mib": leader_idle.rss_mib, "hwm_mib": leader_idle.hwm_mib, "cpu_pct_windows": cpu[0]},
+            "follower": {"rss_mib": follower_idle.rss_mib, "hwm_mib": follower_idle.hwm_mib, "cpu_pct_windows": cpu[1]},
+            "apiserver_cpu_pct_windows": cpu[2],
+            "api_requests_per_second": requests,
+        }));
+    }
+    drop(world);
+    let peer_stages = peer.footprint(plan).await;
+    for ((count, leader, follower, apiserver_cpu), theirs) in ours.into_iter().zip(&peer_stages) {
+        section.rows.extend(rows(
+            count,
+            "leader",
+            leader,
+            apiserver_cpu,
+            theirs.leader.clone(),
+        ));
+        section.rows.extend(rows(
+            count,
+            "follower",
+            follower,
+            apiserver_cpu,
+            theirs.follower.clone(),
+        ));
+    }
+    let peer_raw: Vec<_> = plan
+        .footprint_counts
+        .iter()
+        .zip(&peer_stages)
+        .map(|(count, stage)| json!({"checks": count, "peer": stage.to_json()}))
+        .collect();
+    section.raw = json!({"stages": raw, "peer": peer_raw});
+    if let Some(note) = peer.footprint_note() {
+        section.notes.push(note);
+    }
+    Ok(section)
+}
+
+fn rows(
+    count: usize,
+    role: &str,
+    idle: Idle,
+    apiserver_cpu: f64,
+    peer: Result<Idle, String>,
+) -> Vec<Row> {
+    let with_peer = |row: Row, ours: f64, theirs: Option<f64>| match (&peer, theirs) {
+        (Ok(_), Some(t)) => row.peer(f1(t), ours, t),
+        (Err(reason), _) => row.peer_text(reason.clone()),
+        _ => row,
+    };
+    let p = peer.as_ref().ok().copied();
+    vec![
+        with_peer(
+            Row::new(
+                format!("{count} checks, {role}: VmRSS MiB"),
+                f1(idle.rss_mib),
+            ),
+            idle.rss_mib,
+            p.map(|p| p.rss_mib),
+        ),
+        with_peer(
+            Row::new(
+                format!("{count} checks, {role}: VmHWM MiB"),
+                f1(idle.hwm_mib),
+            ),
+            idle.hwm_mib,
+            p.map(|p| p.hwm_mib),
+        ),
+        with_peer(
+            Row::new(
+                format!("{count} checks, {role}: idle CPU % of a core"),
+                f2(idle.cpu_pct),
+            )
+            .baseline(format!(
+                "{} of kube-apiserver's {}%",
+                ratio(idle.cpu_pct, apiserver_cpu),
+                f2(apiserver_cpu)
+            )),
+            idle.cpu_pct,
+            p.map(|p| p.cpu_pct),
+        ),
+    ]
+}
+
+pub fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// `plan.idle_windows` CPU windows over `pids`; per pid the % of one core in each window,
+/// and the API server's request rate (per second) over all windows.
+pub async fn idle_windows(
+    plane: &ControlPlane,
+    pids: &[u32],
+    plan: &Plan,
+) -> Result<(Vec<Vec<f64>>, f64)> {
+    let mut cpu = vec![Vec::new(); pids.len()];
+    let before = apimetrics::snapshot(plane).await?;
+    let began = Instant::now();
+    for _ in 0..plan.idle_windows {
+        let window = CpuWindow::start(pids)?;
+        tokio::time::sleep(plan.idle_window).await;
+        for (i, pct) in window.finish()?.into_iter().enumerate() {
+            cpu[i].push(pct);
+        }
+    }
+    let after = apimetrics::snapshot(plane).await?;
+    let rate = after.since(&before).total() / began.elapsed().as_secs_f64();
+    Ok((cpu, rate))
+}

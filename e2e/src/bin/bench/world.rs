@@ -1,0 +1,430 @@
+//! One scenario's world: a control plane of its own with the pod runner, the CRDs, a
+//! namespace with the controller's RBAC, checks and their khstates created in bulk, and
+//! `kuberhealthy run` replicas acting as ServiceAccount `kuberhealthy`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api, Client};
+use kuberhealthy_e2e::session::workspace_root;
+use kuberhealthy_e2e::{
+    ControlPlane, Replica, ReplicaOptions, TestCluster, TestContext, binaries, http, manifests,
+    ports, wait_until,
+};
+use serde_json::{Value, json};
+
+/// Deadline for conditions that are not under measurement.
+pub const TIMEOUT: Duration = Duration::from_secs(180);
+/// The Lease name (`KH_LEADER_ELECTION_NAME`, the default).
+pub const LEASE_NAME: &str = "kuberhealthy";
+const SERVICE_ACCOUNT: &str = "kuberhealthy";
+/// Concurrent creates when filling the API server with checks and states.
+const CREATE_CONCURRENCY: usize = 32;
+
+/// Leader election timings.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTimings {
+    pub lease: Duration,
+    pub renew: Duration,
+    pub retry: Duration,
+}
+
+/// client-go's defaults, which kuberhealthy uses too.
+pub const DEFAULT_LEASE: LeaseTimings = LeaseTimings {
+    lease: Duration::from_secs(15),
+    renew: Duration::from_secs(10),
+    retry: Duration::from_secs(2),
+};
+
+/// The short settings of the high-availability tests.
+pub const SHORT_LEASE: LeaseTimings = LeaseTimings {
+    lease: Duration::from_secs(3),
+    renew: Duration::from_secs(2),
+    retry: Duration::from_millis(500),
+};
+
+impl LeaseTimings {
+    pub fn describe(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            go_duration(self.lease),
+            go_duration(self.renew),
+            go_duration(self.retry)
+        )
+    }
+}
+
+/// A Go duration string (`3s`, `500ms`).
+pub fn go_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+pub fn khchecks() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyCheck"),
+        "khchecks",
+    )
+}
+
+pub fn khstates() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyState"),
+        "khstates",
+    )
+}
+
+pub fn check_name(i: usize) -> String {
+    format!("bench-{i:05}")
+}
+
+/// A check that runs `command` every `interval` (a Go duration string).
+pub fn check(name: &str, interval: &str, timeout: &str, command: &[&str]) -> Value {
+    json!({
+        "apiVersion": "comcast.github.io/v1",
+        "kind": "KuberhealthyCheck",
+        "metadata": {"name": name},
+        "spec": {
+            "runInterval": interval,
+            "timeout": timeout,
+            "podSpec": {"containers": [{
+                "name": "main",
+                "image": "docker.io/curlimages/curl:8.11.1",
+                "command": command,
+            }]},
+        },
+    })
+}
+
+/// The command of a checker that reports OK to the URL its run was given.
+pub const REPORT_OK: &[&str] = &[
+    "sh",
+    "-c",
+    "curl --fail --silent --show-error -X POST -H \"kh-run-uuid: $KH_RUN_UUID\" -d '{\"OK\": true}' \"$KH_REPORTING_URL\"",
+];
+
+/// A khstate whose run finished just now: with a long interval, nothing is due for a while.
+pub fn finished_state(name: &str, namespace: &str) -> Value {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({
+        "apiVersion": "comcast.github.io/v1",
+        "kind": "KuberhealthyState",
+        "metadata": {"name": name},
+        "spec": {
+            "OK": true,
+            "Errors": [],
+            "RunDuration": "1s",
+            "Namespace": namespace,
+            "Node": "",
+            "LastRun": now,
+            "AuthoritativePod": "bench",
+            "uuid": format!("bench-{name}"),
+            "khWorkload": "KHCheck",
+            "runStartedAt": now,
+            "runFinishedAt": now,
+        },
+    })
+}
+
+/// Field order is drop order: replicas go first, then the namespace context, the pod runner
+/// and the control plane.
+pub struct World {
+    replicas: Vec<Option<Replica>>,
+    ports: Vec<u16>,
+    pub client: Client,
+    kubeconfig: PathBuf,
+    ctx: TestContext,
+    cluster: TestCluster,
+}
+
+impl World {
+    pub async fn start(name: &str) -> Result<World> {
+        let pod_runner = binaries::sibling("pod-runner")?;
+        let plane = ControlPlane::start()
+            .await
+            .context("starting a control plane")?;
+        let cluster = TestCluster::start_on(plane, &pod_runner).await?;
+        let ctx = cluster.context(name).await?;
+        let client = ctx.client().await?;
+        let namespace = ctx.namespace().to_string();
+        let crds =
+            std::fs::read_to_string(workspace_root().join("charts/kuberhealthy/crds/crds.yaml"))
+                .context("reading the committed CRDs")?;
+        manifests::install_crds(&client, &crds, TIMEOUT).await?;
+        ctx.apply_yaml(&kuberhealthy_output(&["rbac", "--namespace", &namespace])?)
+            .await?;
+        let kubeconfig = ctx.service_account_kubeconfig_path(SERVICE_ACCOUNT);
+        ctx.endpoint()
+            .service_account_kubeconfig(&namespace, SERVICE_ACCOUNT, &kubeconfig)
+            .await?;
+        wait_for_grants(&kubeconfig, &namespace).await?;
+        Ok(World {
+            replicas: Vec::new(),
+            ports: Vec::new(),
+            client,
+            kubeconfig,
+            ctx,
+            cluster,
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.ctx.namespace()
+    }
+
+    pub fn plane(&self) -> &ControlPlane {
+        self.cluster.control_plane()
+    }
+
+    /// The pid of this world's kube-apiserver.
+    pub fn apiserver_pid(&self) -> Result<u32> {
+        let marker = self.plane().dir().to_string_lossy().to_string();
+        crate::procfs::find_process("kube-apiserver", &marker)
+            .context("cannot find this control plane's kube-apiserver in /proc")
+    }
+
+    /// Creates `objects` (checks or states) in this namespace, `CREATE_CONCURRENCY` at a time.
+    pub async fn create_all(&self, resource: &ApiResource, objects: Vec<Value>) -> Result<()> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), self.namespace(), resource);
+        futures::stream::iter(objects)
+            .map(|object| {
+                let api = api.clone();
+                async move {
+                    let object: DynamicObject = serde_json::from_value(object)?;
+                    api.create(&PostParams::default(), &object)
+                        .await
+                        .with_context(|| {
+                            format!("creating {}", object.metadata.name.unwrap_or_default())
+                        })?;
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Creates checks `range` (named [`check_name`]) with a finished khstate each, due
+    /// again only after `interval`.
+    pub async fn create_idle_checks(
+        &self,
+        range: std::ops::Range<usize>,
+        interval: &str,
+    ) -> Result<Duration> {
+        let began = Instant::now();
+        let ns = self.namespace().to_string();
+        let states = range
+            .clone()
+            .map(|i| finished_state(&check_name(i), &ns))
+            .collect();
+        self.create_all(&khstates(), states).await?;
+        let checks = range
+            .map(|i| check(&check_name(i), interval, "1m", &["true"]))
+            .collect();
+        self.create_all(&khchecks(), checks).await?;
+        Ok(began.elapsed())
+    }
+
+    pub fn replica_name(index: usize) -> String {
+        format!("kh-{index}")
+    }
+
+    fn port(&mut self, index: usize) -> Result<u16> {
+        while self.ports.len() <= index {
+            self.ports.push(ports::free_port()?);
+        }
+        Ok(self.ports[index])
+    }
+
+    /// Starts replica `index` (again) with `lease` timings and `env`, and waits until ready.
+    pub async fn spawn(
+        &mut self,
+        index: usize,
+        lease: LeaseTimings,
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        let port = self.port(index)?;
+        let name = Self::replica_name(index);
+        let mut options = ReplicaOptions::new(
+            &name,
+            self.namespace(),
+            &self.kubeconfig,
+            self.ctx.log_dir(),
+        );
+        options.binary = Some(binaries::kuberhealthy()?);
+        options.target_namespace = Some(self.namespace().to_string());
+        options.listen_port = Some(port);
+        options.external_reporting_url =
+            Some(format!("http://127.0.0.1:{port}/externalCheckStatus"));
+        options.env = vec![
+            (
+                "KH_LEADER_ELECTION_LEASE_DURATION".into(),
+                go_duration(lease.lease),
+            ),
+            (
+                "KH_LEADER_ELECTION_RENEW_DEADLINE".into(),
+                go_duration(lease.renew),
+            ),
+            (
+                "KH_LEADER_ELECTION_RETRY_PERIOD".into(),
+                go_duration(lease.retry),
+            ),
+            ("KH_LEADER_ELECTION_NAME".into(), LEASE_NAME.into()),
+        ];
+        options
+            .env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let replica = Replica::spawn(options)?;
+        while self.replicas.len() <= index {
+            self.replicas.push(None);
+        }
+        self.replicas[index] = Some(replica);
+        let ready = wait_until(&format!("{name} to be ready"), TIMEOUT, || async {
+            let response = http::get(port, "/readyz").await?;
+            Ok((response.status == 200).then_some(()))
+        })
+        .await;
+        if let Err(err) = ready {
+            let tail = self
+                .replica(index)
+                .map(|r| r.log_tail(30))
+                .unwrap_or_default();
+            bail!("{err:#}; last lines of its log:\n{tail}");
+        }
+        Ok(())
+    }
+
+    pub fn replica(&self, index: usize) -> Result<&Replica> {
+        self.replicas
+            .get(index)
+            .and_then(Option::as_ref)
+            .with_context(|| format!("replica {index} is not running"))
+    }
+
+    pub fn replica_mut(&mut self, index: usize) -> Result<&mut Replica> {
+        self.replicas
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .with_context(|| format!("replica {index} is not running"))
+    }
+
+    /// Stops every replica (SIGKILL).
+    pub fn stop_replicas(&mut self) {
+        self.replicas.clear();
+    }
+
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].is_some())
+            .collect()
+    }
+
+    /// The Lease's holder and `leaseTransitions` now, if it names one.
+    pub async fn lease_term(&self) -> Result<Option<(String, i32)>> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace());
+        let spec = leases.get_opt(LEASE_NAME).await?.and_then(|l| l.spec);
+        Ok(spec.and_then(|s| {
+            let transitions = s.lease_transitions.unwrap_or(0);
+            s.holder_identity
+                .filter(|h| !h.is_empty())
+                .map(|h| (h, transitions))
+        }))
+    }
+
+    /// Waits until the Lease names a running replica, every running replica is ready and
+    /// its status page shows that leader and `checks` checks; returns the leader's index.
+    pub async fn settle(&self, checks: usize) -> Result<usize> {
+        wait_until(
+            &format!(
+                "one leader that every replica names, and {checks} checks on every status page"
+            ),
+            TIMEOUT,
+            || async {
+                let Some((holder, _)) = self.lease_term().await? else {
+                    return Ok(None);
+                };
+                let Some(leader) = self
+                    .running()
+                    .into_iter()
+                    .find(|&i| Self::replica_name(i) == holder)
+                else {
+                    return Ok(None);
+                };
+                for i in self.running() {
+                    let page = status_page(self.ports[i]).await?;
+                    if page["CurrentMaster"].as_str() != Some(holder.as_str()) {
+                        return Ok(None);
+                    }
+                    let shown = page["CheckDetails"].as_object().map_or(0, |d| d.len());
+                    if shown != checks {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(leader))
+            },
+        )
+        .await
+    }
+
+    pub fn port_of(&self, index: usize) -> u16 {
+        self.ports[index]
+    }
+
+    pub async fn list_states(&self) -> Result<Vec<DynamicObject>> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), self.namespace(), &khstates());
+        Ok(api.list(&Default::default()).await?.items)
+    }
+}
+
+/// `GET /json` of a replica, parsed.
+pub async fn status_page(port: u16) -> Result<Value> {
+    let response = http::get(port, "/json").await?;
+    ensure!(
+        response.status == 200,
+        "GET /json answered {}",
+        response.status
+    );
+    serde_json::from_str(&response.body).context("GET /json is not JSON")
+}
+
+/// The output of `kuberhealthy <args>`, from the binary the replicas run.
+pub fn kuberhealthy_output(args: &[&str]) -> Result<String> {
+    let binary = binaries::kuberhealthy()?;
+    let output = Command::new(&binary)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} {}", binary.display(), args.join(" ")))?;
+    ensure!(
+        output.status.success(),
+        "{} {} failed: {}",
+        binary.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).context("non-UTF-8 output")
+}
+
+/// The authorizer learns new bindings from its own watch: wait until the ServiceAccount
+/// may read the Leases and khstates.
+pub async fn wait_for_grants(kubeconfig: &Path, namespace: &str) -> Result<()> {
+    let client = kuberhealthy_e2e::kubeconfig::client(kubeconfig).await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let states: Api<DynamicObject> = Api::namespaced_with(client, namespace, &khstates());
+    wait_until("the controller's RBAC to take effect", TIMEOUT, || async {
+        leases.list(&Default::default()).await?;
+        states.list(&Default::default()).await?;
+        Ok(Some(()))
+    })
+    .await
+}
