@@ -4,6 +4,7 @@
 //! judge have statuses the test writes through the status subresource, as a kubelet or the
 //! quota controller would (pods pinned to a node the pod runner does not serve, quotas no
 //! controller updates), or that the pod runner gives them (a `:missing` image stays Pending).
+//! A control run as a ServiceAccount granted nothing shows the grant is what lets them read.
 
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -183,6 +184,29 @@ async fn pod_status_passes_then_names_each_stuck_or_failed_pod() {
     let ok = t.result("pod-status").await;
     ok.assert_ok();
 
+    // The control (after that run: a young Pending checker pod would fail it): the same
+    // check as a ServiceAccount that was granted nothing.
+    let nobody = t.ctx.service_account_kubeconfig_path("nobody");
+    t.ctx
+        .endpoint()
+        .service_account_kubeconfig(t.ns(), "nobody", &nobody)
+        .await
+        .unwrap();
+    let nobody = nobody.display().to_string();
+    t.apply(&t.check_from_example(
+        "pod-status",
+        "pod-status-without-rbac",
+        &[("KUBECONFIG", &nobody), ("SKIP_DURATION", SKIP)],
+    ))
+    .await;
+    let forbidden = t.result("pod-status-without-rbac").await;
+    let prefix = format!("cannot list pods in namespace {}: ", t.ns());
+    forbidden.single_error("a refusal to list pods", |e| {
+        e.starts_with(&prefix)
+            && e.contains("forbidden")
+            && e.contains(&format!("system:serviceaccount:{}:nobody", t.ns()))
+    });
+
     // Broken: an image that cannot be pulled (the pod runner keeps it Pending) and an
     // eviction (status written).
     t.ctx
@@ -244,8 +268,8 @@ async fn pod_status_passes_then_names_each_stuck_or_failed_pod() {
                     || e.contains(&format!(" (SKIP_DURATION {SKIP}): ImagePullBackOff")))
         }),
     ]);
-    t.assert_page(&[&ok, &failing]).await;
-    println!("{:#}", json!(summary(&[&ok, &failing])));
+    t.assert_page(&[&ok, &forbidden, &failing]).await;
+    println!("{:#}", json!(summary(&[&ok, &forbidden, &failing])));
 }
 
 #[tokio::test]
