@@ -88,7 +88,8 @@ impl World {
     }
 
     async fn start() -> Result<World> {
-        let kuberhealthy = binaries::kuberhealthy()?;
+        // Absolute: checker processes run in their pods' directories.
+        let kuberhealthy = std::fs::canonicalize(binaries::kuberhealthy()?)?;
         let cluster = TestCluster::shared(Path::new(env!("CARGO_BIN_EXE_pod-runner")))
             .await
             .context("starting the shared cluster (etcd, kube-apiserver, pod runner)")?;
