@@ -6,6 +6,8 @@
 //! reports the outcome through the check client: a bad knob is a reported failure naming
 //! the variable; only a report that cannot be delivered makes the command fail.
 
+pub mod daemonset;
+pub mod deployment;
 pub mod dns;
 pub mod http;
 pub mod http_content;
@@ -14,7 +16,9 @@ pub mod network;
 pub mod pod_restarts;
 pub mod pod_status;
 pub mod resource_quota;
+pub mod storage;
 pub mod tls;
+pub mod workloads;
 
 use std::time::Duration;
 
@@ -50,6 +54,18 @@ pub struct Check {
 
 /// Every built-in check, by name.
 pub const CHECKS: &[Check] = &[
+    Check {
+        name: "daemonset",
+        about: "a DaemonSet of PAUSE_CONTAINER_IMAGE gets a Ready pod on every node expected to run it, and goes away",
+        default_time_limit: Duration::from_secs(15 * 60),
+        access: Access::Namespaced(daemonset::RULES),
+    },
+    Check {
+        name: "deployment",
+        about: "a Deployment of CHECK_IMAGE becomes available and its Service answers HTTP 200 (also after a rolling update), and both go away",
+        default_time_limit: Duration::from_secs(15 * 60),
+        access: Access::Namespaced(deployment::RULES),
+    },
     Check {
         name: "dns-status",
         about: "resolves HOSTNAME",
@@ -104,6 +120,12 @@ pub const CHECKS: &[Check] = &[
         default_time_limit: Duration::from_secs(60),
         access: Access::Nothing,
     },
+    Check {
+        name: "storage",
+        about: "a PersistentVolumeClaim of CHECK_STORAGE_PVC_STORAGE_CLASS_NAME binds and a pod writes and reads a file on it, and both go away",
+        default_time_limit: Duration::from_secs(15 * 60),
+        access: Access::Namespaced(storage::RULES),
+    },
 ];
 
 /// The names of the built-in checks.
@@ -134,6 +156,8 @@ pub fn time_left(deadline: Option<Timestamp>, now: Timestamp, default: Duration)
 pub async fn execute(check: &Check, knobs: Knobs, time_left: Duration) -> Outcome {
     let run = async {
         match check.name {
+            "daemonset" => daemonset::run(knobs, time_left).await,
+            "deployment" => deployment::run(knobs, time_left).await,
             "dns-status" => dns::run(knobs, time_left).await,
             "http" => http::run(knobs, time_left).await,
             "http-content" => http_content::run(knobs, time_left).await,
@@ -143,6 +167,7 @@ pub async fn execute(check: &Check, knobs: Knobs, time_left: Duration) -> Outcom
             "resource-quota" => resource_quota::run(knobs, time_left).await,
             "ssl-expiry" => tls::run_expiry(knobs, time_left).await,
             "ssl-handshake" => tls::run_handshake(knobs, time_left).await,
+            "storage" => storage::run(knobs, time_left).await,
             other => Err(vec![format!("{other} is not a built-in check")]),
         }
     };
