@@ -36,6 +36,7 @@ rbac:
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
+	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules checks > charts/kuberhealthy/files/check-rules.yaml
 	rm -rf rbac/checks && mkdir -p rbac/checks
 	$(CARGO) run --quiet --bin kuberhealthy -- rbac --checks-dir rbac/checks
 
@@ -51,6 +52,8 @@ crds-check:
 	  || { echo "crds-check: the chart's controller rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
 	  || { echo "crds-check: the chart's lease rules are stale; run 'make rbac' and commit them"; exit 1; }
+	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules checks | diff -u charts/kuberhealthy/files/check-rules.yaml - \
+	  || { echo "crds-check: the chart's check rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@tmp=$$(mktemp -d) && $(CARGO) run --quiet --bin kuberhealthy -- rbac --checks-dir $$tmp \
 	  && diff -ru rbac/checks $$tmp; status=$$?; rm -rf $$tmp; \
 	  [ $$status = 0 ] || { echo "crds-check: rbac/checks/ is stale; run 'make rbac' and commit it"; exit 1; }

@@ -48,8 +48,9 @@ enum Command {
         /// Grant access to this namespace only (Roles, no ClusterRole), for TARGET_NAMESPACE.
         #[arg(long)]
         target_namespace: Option<String>,
-        /// Print only the rules of `controller` or `lease` (for the Helm chart's files/).
-        #[arg(long, value_parser = ["controller", "lease"])]
+        /// Print only the rules of `controller`, `lease`, or every built-in check as a map
+        /// `check -> rules` (`checks`), for the Helm chart's files/.
+        #[arg(long, value_parser = ["controller", "lease", "checks"])]
         rules: Option<String>,
         /// Print the ServiceAccount and RBAC of this built-in check instead (its pods run in
         /// --namespace; --target-namespace limits it to one namespace).
@@ -79,13 +80,9 @@ fn main() -> ExitCode {
             let check_yaml = |name: &str| {
                 let check =
                     kuberhealthy::checks::find(name).expect("clap accepts only built-in checks");
-                let rules = match check.access {
-                    kuberhealthy::checks::Access::Nothing => &[][..],
-                    kuberhealthy::checks::Access::Namespaced(rules) => rules,
-                };
                 rbac::to_yaml(&rbac::check_manifests(
                     name,
-                    rules,
+                    rbac::check_rules(check),
                     &namespace,
                     target_namespace.as_deref(),
                 ))
@@ -106,7 +103,8 @@ fn main() -> ExitCode {
             }
             match rules.as_deref() {
                 Some("controller") => print!("{}", rbac::rules_yaml(rbac::CONTROLLER_RULES)),
-                Some(_) => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),
+                Some("lease") => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),
+                Some(_) => print!("{}", rbac::check_rules_yaml()),
                 None => {
                     let manifests =
                         rbac::controller_manifests(&namespace, target_namespace.as_deref());

@@ -219,6 +219,25 @@ pub fn rules_yaml(rules: &[Rule]) -> String {
     serde_saphyr::to_string(&policy(rules)).expect("RBAC rules serialize to YAML")
 }
 
+/// The rules a built-in check declares (none for `Access::Nothing`).
+pub fn check_rules(check: &crate::checks::Check) -> &'static [Rule] {
+    match check.access {
+        crate::checks::Access::Nothing => &[],
+        crate::checks::Access::Namespaced(rules) => rules,
+    }
+}
+
+/// The rules of every built-in check that has any, as a YAML map `check name -> rules`, for
+/// the Helm chart's `files/check-rules.yaml`.
+pub fn check_rules_yaml() -> String {
+    let map: std::collections::BTreeMap<&str, Vec<PolicyRule>> = crate::checks::CHECKS
+        .iter()
+        .filter(|c| !check_rules(c).is_empty())
+        .map(|c| (c.name, policy(check_rules(c))))
+        .collect();
+    serde_saphyr::to_string(&map).expect("RBAC rules serialize to YAML")
+}
+
 /// The manifests as one multi-document YAML stream, with `apiVersion` and `kind`.
 pub fn to_yaml(manifests: &[Manifest]) -> String {
     manifests
@@ -305,6 +324,27 @@ mod tests {
         assert!(
             none.contains("automountServiceAccountToken: false"),
             "{none}"
+        );
+    }
+
+    #[test]
+    fn the_chart_gets_the_rules_of_exactly_the_checks_that_have_some() {
+        let map: std::collections::BTreeMap<String, Vec<PolicyRule>> =
+            serde_saphyr::from_str(&check_rules_yaml()).unwrap();
+        for check in crate::checks::CHECKS {
+            let rules = check_rules(check);
+            if rules.is_empty() {
+                assert!(!map.contains_key(check.name), "{}", check.name);
+            } else {
+                assert_eq!(map[check.name], policy(rules), "{}", check.name);
+            }
+        }
+        assert_eq!(
+            map.len(),
+            crate::checks::CHECKS
+                .iter()
+                .filter(|c| !check_rules(c).is_empty())
+                .count()
         );
     }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Api;
 use kuberhealthy_e2e::{TestCluster, metrics, ports, wait_until};
 
-use crate::render::{controller_policy, lease_policy};
+use crate::render::{controller_policy, every_check_off, lease_policy};
 use crate::support::{
     self, Installed, args, can, chart_dir, forbidden_lines, helm, replica_logs, short_lease_values,
     sibling_namespace, spawn_replicas, wait_for_ok_state,
@@ -56,6 +56,11 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
         &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
     ]));
     install.extend(short_lease_values());
+    // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
+    // image; the pod runner here runs container commands as local processes, where
+    // `/kuberhealthy` does not exist, so their pods would only fail. This test is about the
+    // controller and its own checks: they are off (render.rs and drift.rs cover them).
+    install.extend(every_check_off().unwrap());
     helm(&install, Some(&ctx.endpoint().admin_kubeconfig))
         .await
         .unwrap();

@@ -127,6 +127,11 @@ async fn idle_leader_and_follower_with_100_checks_fit_the_charts_resources() {
         "--set",
         &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
     ]));
+    // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
+    // image; the pod runner here runs container commands as local processes, where
+    // `/kuberhealthy` does not exist, so their pods would only fail. Idle here means the
+    // 100 checks below and nothing else: they are off (render.rs and drift.rs cover them).
+    install.extend(crate::render::every_check_off().unwrap());
     helm(&install, Some(&ctx.endpoint().admin_kubeconfig))
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use kube::Api;
 use kube::api::{DynamicObject, ListParams};
 use kuberhealthy_e2e::{metrics, ports, wait_until};
 
-use crate::render::controller_policy;
+use crate::render::{controller_policy, every_check_off};
 use crate::support::{
     self, Installed, args, can, chart_dir, forbidden_lines, helm, replica_logs, short_lease_values,
     sibling_namespace, spawn_replicas, wait_for_ok_state,
@@ -34,6 +34,11 @@ async fn namespace_scoped_install_uses_roles_only_and_runs_checks_only_there() {
         &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
     ]);
     values.extend(short_lease_values());
+    // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
+    // image; the pod runner here runs container commands as local processes, where
+    // `/kuberhealthy` does not exist, so their pods would only fail. This test is about the
+    // controller and its own checks: they are off (render.rs and drift.rs cover them).
+    values.extend(every_check_off().unwrap());
     let rendered = support::template(RELEASE, &ns, &values).await.unwrap();
     assert!(
         rendered.of_kind("ClusterRole").is_empty()
