@@ -10,10 +10,9 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::PostParams;
 use kuberhealthy_e2e::session::workspace_root;
-use kuberhealthy_e2e::wait_until;
 use serde_json::{Value, json};
 
-use crate::support::{CheckTest, TIMEOUT, summary};
+use crate::support::{CheckTest, summary};
 
 /// The stand-in for the openbayes CLI.
 const BAYES: &str = r#"#!/bin/sh
@@ -130,20 +129,10 @@ async fn blog_post_check_reports_ok_and_the_failing_step() {
     // The failing script exits with the step's code after reporting; the OK one exits 0.
     let pods: Api<Pod> = Api::namespaced(client, t.ns());
     for (outcome, phase, code) in [(&ok, "Succeeded", 0), (&down, "Failed", 3)] {
-        let name = outcome.pod.clone().unwrap();
-        let (seen, exit) = wait_until(&format!("checker pod {name} to end"), TIMEOUT, || async {
-            let status = pods.get(&name).await?.status.unwrap_or_default();
-            let exit = status
-                .container_statuses
-                .unwrap_or_default()
-                .first()
-                .and_then(|c| c.state.clone()?.terminated)
-                .map(|t| t.exit_code);
-            Ok(exit.map(|code| (status.phase.unwrap_or_default(), code)))
-        })
-        .await
-        .unwrap();
-        assert_eq!((seen.as_str(), exit), (phase, code), "{}", outcome.key);
+        outcome.assert_exit_code(code);
+        let pod = pods.get(&outcome.pod).await.unwrap();
+        let seen = pod.status.and_then(|s| s.phase);
+        assert_eq!(seen.as_deref(), Some(phase), "{}", outcome.key);
     }
 
     t.assert_page(&[&ok, &down]).await;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
 use kuberhealthy_e2e::session::workspace_root;
@@ -366,12 +367,13 @@ impl CheckTest {
         serde_json::from_str(&response.body).context("the status page is not JSON")
     }
 
-    /// Waits for the first run of check `name` to finish, then for the status page to show
-    /// that run; returns what the page shows, with the checker's output.
+    /// Waits for the first run of check `name` to finish in its khstate, for the status page
+    /// to show that result (the same `LastRun`, `OK` and `Errors`), and for the checker pod
+    /// to end; returns what the page shows, with the checker's output and exit code.
     pub async fn result(&self, name: &str) -> Outcome {
         let states: Api<DynamicObject> =
             Api::namespaced_with(self.client(), self.ns(), &khstates());
-        let (uuid, pod) = wait_until(
+        let (uuid, pod, state) = wait_until(
             &format!("a finished run of {}/{name} in its khstate", self.ns()),
             TIMEOUT,
             || async {
@@ -384,32 +386,62 @@ impl CheckTest {
                     return Ok(None);
                 }
                 let pod = spec["runPod"].as_str().map(str::to_string);
-                Ok(Some((uuid, pod)))
+                Ok(Some((uuid, pod, spec.clone())))
             },
         )
         .await
         .unwrap();
         let key = format!("{}/{name}", self.ns());
+        // The page answers from the replica's cache, which may still hold the run in flight.
         let details = wait_until(
-            &format!("the status page to show run {uuid} of {key}"),
+            &format!("the status page to show the finished run {uuid} of {key}"),
             TIMEOUT,
             || async {
                 let page = self.status_page().await?;
                 let details = &page["CheckDetails"][&key];
-                Ok((details["uuid"] == json!(uuid)).then(|| details.clone()))
+                let finished = details["uuid"] == json!(uuid)
+                    && details["LastRun"].is_string()
+                    && details["LastRun"] == state["LastRun"];
+                Ok(finished.then(|| details.clone()))
             },
         )
         .await
         .unwrap();
-        let log = pod
-            .as_deref()
-            .map(|p| self.ctx.container_log(p, "main"))
-            .unwrap_or_default();
+        assert_eq!(
+            details["OK"], state["OK"],
+            "{key}: page {details:#}, khstate {state:#}"
+        );
+        assert_eq!(
+            strings(&details["Errors"]),
+            strings(&state["Errors"]),
+            "{key}: page {details:#}, khstate {state:#}"
+        );
+        // The checker says what it did after its report was answered: wait for it to end.
+        let pods: Api<Pod> = Api::namespaced(self.client(), self.ns());
+        let pod_name = pod
+            .clone()
+            .unwrap_or_else(|| panic!("{key}: no runPod in {state:#}"));
+        let exit_code = wait_until(
+            &format!("checker pod {pod_name} to end"),
+            TIMEOUT,
+            || async {
+                let status = pods.get(&pod_name).await?.status.unwrap_or_default();
+                Ok(status
+                    .container_statuses
+                    .unwrap_or_default()
+                    .first()
+                    .and_then(|c| c.state.clone()?.terminated)
+                    .map(|t| t.exit_code))
+            },
+        )
+        .await
+        .unwrap();
         Outcome {
             key,
             details,
-            pod,
-            log,
+            log: self.ctx.container_log(&pod_name, "main"),
+            pod: pod_name,
+            exit_code,
         }
     }
 
@@ -542,9 +574,11 @@ pub struct Outcome {
     /// The page's entry.
     pub details: Value,
     /// The checker pod of the run.
-    pub pod: Option<String>,
+    pub pod: String,
     /// The checker's output.
     pub log: String,
+    /// The checker's exit code.
+    pub exit_code: i32,
 }
 
 impl Outcome {
@@ -558,8 +592,8 @@ impl Outcome {
 
     fn context(&self) -> String {
         format!(
-            "{}: status page entry {:#}\nchecker pod {:?} output:\n{}",
-            self.key, self.details, self.pod, self.log
+            "{}: status page entry {:#}\nchecker pod {} (exit code {}) output:\n{}",
+            self.key, self.details, self.pod, self.exit_code, self.log
         )
     }
 
@@ -581,6 +615,7 @@ impl Outcome {
     /// A built-in check passed, and the checker said it reported so.
     pub fn assert_ok(&self) {
         self.assert_passed();
+        self.assert_exit_code(0);
         assert!(
             self.log.contains(": OK, reported"),
             "the checker did not say it reported OK; {}",
@@ -630,7 +665,14 @@ impl Outcome {
         self.assert_failure_reported();
     }
 
+    /// The checker ended with `code`.
+    pub fn assert_exit_code(&self, code: i32) {
+        assert_eq!(self.exit_code, code, "{}", self.context());
+    }
+
     fn assert_failure_reported(&self) {
+        // `kuberhealthy check` exits 0 once its result, failing or not, was delivered.
+        self.assert_exit_code(0);
         assert!(
             self.log.contains(": failure reported"),
             "the checker did not say it reported the failure; {}",
