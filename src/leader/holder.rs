@@ -21,7 +21,7 @@ pub fn watch_holder(
     let (synced_tx, synced_rx) = watch::channel(false);
     let api: Api<Lease> = Api::namespaced(client, namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let stream = watcher(api, config).default_backoff();
+    let stream = watcher(api, config).backoff(crate::cache::watch_backoff());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         // During a (re)list the holder is collected and published when the list is complete,
