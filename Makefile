@@ -2,11 +2,19 @@
 # what it needs, and caches it between runs.
 SHELL := /bin/bash
 CARGO ?= cargo
+# The binary the generators and the e2e suite run. It is built with the whole workspace
+# selected, so shared crates get the same features as in the e2e tests' build and compile
+# once for both (a `cargo run --bin kuberhealthy` would pick other features and recompile
+# most of the dependency tree).
+KH := $(or $(CARGO_TARGET_DIR),target)/debug/kuberhealthy
 
-.PHONY: build test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench
+.PHONY: build bin test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench
 
 build:
 	$(CARGO) build --workspace --bins
+
+bin:
+	@$(CARGO) build --quiet --workspace --bins
 
 # Unit tests of every crate, then the end-to-end suite on a real control plane.
 test: unit e2e
@@ -27,34 +35,34 @@ fmt:
 	$(CARGO) fmt --all
 
 # Regenerates the committed CRDs from the Rust types.
-crds:
-	$(CARGO) run --quiet --bin kuberhealthy -- crd > charts/kuberhealthy/crds/crds.yaml
+crds: bin
+	$(KH) crd > charts/kuberhealthy/crds/crds.yaml
 
 # Regenerates the committed RBAC (rbac/) from the code's declaration.
-rbac:
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac > rbac/kuberhealthy.yaml
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules checks > charts/kuberhealthy/files/check-rules.yaml
+rbac: bin
+	$(KH) rbac > rbac/kuberhealthy.yaml
+	$(KH) rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
+	$(KH) rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
+	$(KH) rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
+	$(KH) rbac --rules checks > charts/kuberhealthy/files/check-rules.yaml
 	rm -rf rbac/checks && mkdir -p rbac/checks
-	$(CARGO) run --quiet --bin kuberhealthy -- rbac --checks-dir rbac/checks
+	$(KH) rbac --checks-dir rbac/checks
 
 # Fails when the committed CRDs or RBAC differ from what the code generates.
-crds-check:
-	@$(CARGO) run --quiet --bin kuberhealthy -- crd | diff -u charts/kuberhealthy/crds/crds.yaml - \
+crds-check: bin
+	@$(KH) crd | diff -u charts/kuberhealthy/crds/crds.yaml - \
 	  || { echo "crds-check: charts/kuberhealthy/crds/crds.yaml is stale; run 'make crds' and commit it"; exit 1; }
-	@$(CARGO) run --quiet --bin kuberhealthy -- rbac | diff -u rbac/kuberhealthy.yaml - \
+	@$(KH) rbac | diff -u rbac/kuberhealthy.yaml - \
 	  || { echo "crds-check: rbac/kuberhealthy.yaml is stale; run 'make rbac' and commit it"; exit 1; }
-	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --target-namespace kuberhealthy | diff -u rbac/kuberhealthy-namespaced.yaml - \
+	@$(KH) rbac --target-namespace kuberhealthy | diff -u rbac/kuberhealthy-namespaced.yaml - \
 	  || { echo "crds-check: rbac/kuberhealthy-namespaced.yaml is stale; run 'make rbac' and commit it"; exit 1; }
-	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules controller | diff -u charts/kuberhealthy/files/controller-rules.yaml - \
+	@$(KH) rbac --rules controller | diff -u charts/kuberhealthy/files/controller-rules.yaml - \
 	  || { echo "crds-check: the chart's controller rules are stale; run 'make rbac' and commit them"; exit 1; }
-	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
+	@$(KH) rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
 	  || { echo "crds-check: the chart's lease rules are stale; run 'make rbac' and commit them"; exit 1; }
-	@$(CARGO) run --quiet --bin kuberhealthy -- rbac --rules checks | diff -u charts/kuberhealthy/files/check-rules.yaml - \
+	@$(KH) rbac --rules checks | diff -u charts/kuberhealthy/files/check-rules.yaml - \
 	  || { echo "crds-check: the chart's check rules are stale; run 'make rbac' and commit them"; exit 1; }
-	@tmp=$$(mktemp -d) && $(CARGO) run --quiet --bin kuberhealthy -- rbac --checks-dir $$tmp \
+	@tmp=$$(mktemp -d) && $(KH) rbac --checks-dir $$tmp \
 	  && diff -ru rbac/checks $$tmp; status=$$?; rm -rf $$tmp; \
 	  [ $$status = 0 ] || { echo "crds-check: rbac/checks/ is stale; run 'make rbac' and commit it"; exit 1; }
 
@@ -66,7 +74,7 @@ control-plane:
 # the suite started is still alive afterwards.
 e2e: control-plane
 	bash e2e/tools/install-prometheus.sh
-	$(CARGO) build --bin kuberhealthy
+	$(CARGO) build --workspace --bins
 	@session=make-e2e-$$(date +%s%N); \
 	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \
 	bash e2e/leftovers.sh $$session || status=1; \
@@ -88,7 +96,7 @@ bench: control-plane
 # A local cluster with example checks and three replicas, until Ctrl-C (see e2e/README.md).
 run: control-plane
 	$(CARGO) build --workspace --bins
-	$(CARGO) run --quiet -p kuberhealthy-e2e --bin local-cluster
+	$(dir $(KH))local-cluster
 
 # Builds helm from the Go module proxy (cached) and lints the chart.
 chart-lint:
