@@ -52,6 +52,8 @@ struct Cluster {
     /// "METHOD path" of every request but lists and watches.
     requests: Vec<String>,
     controller: Controller,
+    /// Collections whose lists and watches are refused, as without RBAC for them.
+    forbidden: Vec<String>,
 }
 
 impl Cluster {
@@ -189,6 +191,11 @@ async fn serve(
         c.requests.push(format!("{method} {path}"));
     }
     match (method, name) {
+        (Method::GET, None) if c.forbidden.contains(&coll) => status(
+            403,
+            "Forbidden",
+            format!("cannot list or watch {coll}: forbidden"),
+        ),
         (Method::GET, None) if watching => {
             let since: u64 = query
                 .get("resourceVersion")
@@ -309,6 +316,7 @@ async fn fake_api(
         live,
         requests: Vec::new(),
         controller,
+        forbidden: Vec::new(),
     };
     seed(&mut cluster);
     let shared = Arc::new(Mutex::new(cluster));
@@ -349,6 +357,19 @@ async fn web_server() -> (u16, Arc<Mutex<u32>>) {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (port, hits)
+}
+
+/// The time left given to the checks that fail by running out of it.
+const RUN_TIME: Duration = Duration::from_secs(6);
+
+/// Runs the check under the time-out `checks::execute` puts around it: a check must finish,
+/// cleaning up included, before the runner would cut it off.
+async fn within_the_runners_time_out(
+    check: impl Future<Output = kuberhealthy::checks::Outcome>,
+) -> kuberhealthy::checks::Outcome {
+    tokio::time::timeout(RUN_TIME, check)
+        .await
+        .expect("the check, clean-up included, outlasted the time left it was given")
 }
 
 // --- deployment -------------------------------------------------------------------------
@@ -473,7 +494,7 @@ async fn a_deployment_that_never_becomes_available_fails_and_is_still_deleted() 
     let mut k = knobs(&[]);
     let config = deployment::Config::read(&mut k);
     k.finish().unwrap();
-    let errors = deployment::check(client, &config, Duration::from_secs(6))
+    let errors = within_the_runners_time_out(deployment::check(client, &config, RUN_TIME))
         .await
         .unwrap_err();
     assert_eq!(
@@ -497,6 +518,43 @@ async fn a_deployment_that_never_becomes_available_fails_and_is_still_deleted() 
         c.items(&format!("/apis/apps/v1/namespaces/{NS}/deployments"))
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_refused_watch_is_named_in_the_error_and_the_deletes_are_still_issued() {
+    let deployments = format!("/apis/apps/v1/namespaces/{NS}/deployments");
+    let refused = deployments.clone();
+    let (client, cluster) = fake_api(deployments_become_available, move |c| {
+        c.forbidden.push(refused)
+    })
+    .await;
+    let mut k = knobs(&[]);
+    let config = deployment::Config::read(&mut k);
+    k.finish().unwrap();
+    let errors = within_the_runners_time_out(deployment::check(client, &config, RUN_TIME))
+        .await
+        .unwrap_err();
+    assert!(
+        errors[0].starts_with(
+            "Deployment deployment-deployment in namespace kh with image nginxinc/nginx-unprivileged:1.17.8 and 2 replicas: not available in time: the Deployment was not seen (the last watch error: "
+        ) && errors[0].contains("forbidden"),
+        "{errors:?}"
+    );
+    // Deleting is still tried; that it could not be watched to the end is said too.
+    assert!(
+        errors.last().unwrap().starts_with(
+            "cannot watch Deployment deployment-deployment in namespace kh being deleted: "
+        ),
+        "{errors:?}"
+    );
+    assert!(issued(
+        &cluster,
+        &format!("DELETE {deployments}/deployment-deployment")
+    ));
+    assert!(issued(
+        &cluster,
+        &format!("DELETE /api/v1/namespaces/{NS}/services/deployment-svc")
+    ));
 }
 
 #[tokio::test]
@@ -603,7 +661,7 @@ async fn a_node_without_its_daemon_pod_is_named_and_the_daemonset_deleted() {
     let mut k = knobs(&[]);
     let config = daemonset::Config::read(&mut k);
     k.finish().unwrap();
-    let errors = daemonset::check(client, &config, Duration::from_secs(6))
+    let errors = within_the_runners_time_out(daemonset::check(client, &config, RUN_TIME))
         .await
         .unwrap_err();
     assert_eq!(
@@ -627,7 +685,7 @@ async fn a_tolerated_taint_makes_its_node_expected() {
     let mut k = knobs(&[("TOLERATIONS", "nvidia.com/gpu")]);
     let config = daemonset::Config::read(&mut k);
     k.finish().unwrap();
-    let errors = daemonset::check(client, &config, Duration::from_secs(6))
+    let errors = within_the_runners_time_out(daemonset::check(client, &config, RUN_TIME))
         .await
         .unwrap_err();
     assert_eq!(errors[1..], ["node gpu-1: no pod of the DaemonSet"]);
@@ -681,7 +739,7 @@ async fn a_claim_stuck_pending_fails_with_the_events_message_and_is_deleted() {
     let mut k = knobs(&[("CHECK_STORAGE_PVC_STORAGE_CLASS_NAME", "fast")]);
     let config = storage::Config::read(&mut k);
     k.finish().unwrap();
-    let errors = storage::check(client, &config, Duration::from_secs(6))
+    let errors = within_the_runners_time_out(storage::check(client, &config, RUN_TIME))
         .await
         .unwrap_err();
     assert_eq!(

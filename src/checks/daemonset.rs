@@ -403,6 +403,7 @@ async fn wait_ready(
     let mut present: BTreeMap<String, Pod> = BTreeMap::new();
     let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
     let mut listed = false;
+    let mut watch_error = None;
     let wait = async {
         while let Some(event) = stream.next().await {
             match event {
@@ -420,7 +421,10 @@ async fn wait_ready(
                 Ok(watcher::Event::Delete(p)) => {
                     present.remove(p.metadata.name.as_deref().unwrap_or_default());
                 }
-                Err(_) => continue,
+                Err(e) => {
+                    watch_error = Some(e.to_string());
+                    continue;
+                }
             }
             let pods: Vec<Pod> = present.values().cloned().collect();
             if listed && missing(expected, &pods).is_empty() {
@@ -434,11 +438,14 @@ async fn wait_ready(
     if lacking.is_empty() {
         return Ok(());
     }
-    let mut errors = vec![format!(
-        "{} did not have a Ready pod on {} of {} expected nodes in time",
-        config.what(),
-        lacking.len(),
-        expected.len()
+    let mut errors = vec![workloads::with_watch_error(
+        format!(
+            "{} did not have a Ready pod on {} of {} expected nodes in time",
+            config.what(),
+            lacking.len(),
+            expected.len()
+        ),
+        &watch_error,
     )];
     errors.extend(lacking);
     Err(errors)

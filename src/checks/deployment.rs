@@ -24,7 +24,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use super::Outcome;
@@ -442,14 +441,18 @@ async fn wait_rollout(
     until: Instant,
 ) -> Outcome {
     let mut last = Rollout::Waiting("the Deployment was not seen".into());
-    let watch = watcher::watch_object(deployments.clone(), &config.deployment);
+    let mut watch_error = None;
+    let watch = workloads::object_updates(deployments.clone(), &config.deployment);
     let mut watch = std::pin::pin!(watch);
     let wait = async {
         while let Some(event) = watch.next().await {
             match event {
                 Ok(Some(d)) => last = rollout(&d, config.replicas),
                 Ok(None) => last = Rollout::Failed("the Deployment was deleted".into()),
-                Err(_) => continue,
+                Err(e) => {
+                    watch_error = Some(e.to_string());
+                    continue;
+                }
             }
             if last != Rollout::Complete && !matches!(last, Rollout::Failed(_)) {
                 continue;
@@ -461,7 +464,9 @@ async fn wait_rollout(
     let problem = match &last {
         Rollout::Complete => return Ok(()),
         Rollout::Failed(why) => why.clone(),
-        Rollout::Waiting(why) => format!("not available in time: {why}"),
+        Rollout::Waiting(why) => {
+            workloads::with_watch_error(format!("not available in time: {why}"), &watch_error)
+        }
     };
     let mut errors = vec![format!(
         "{} with image {image} and {} replicas: {problem}",

@@ -387,7 +387,7 @@ async fn wait_claim(
     until: Instant,
 ) -> Result<(), String> {
     let claim_updates =
-        watcher::watch_object(claims.clone(), &config.claim).map(|r| r.map(Seen::Claim));
+        workloads::object_updates(claims.clone(), &config.claim).map(|r| r.map(Seen::Claim));
     let notes = watcher(events.clone(), events_config(config))
         .default_backoff()
         .applied_objects()
@@ -395,6 +395,7 @@ async fn wait_claim(
     let mut seen = std::pin::pin!(futures::stream::select(claim_updates, notes));
     let mut phase: Option<String> = None;
     let mut received: Vec<Event> = Vec::new();
+    let mut watch_error = None;
     let wait = async {
         while let Some(update) = seen.next().await {
             match update {
@@ -403,7 +404,10 @@ async fn wait_claim(
                     return Err("was deleted while the check waited for it".to_string());
                 }
                 Ok(Seen::Note(e)) => received.push(e),
-                Err(_) => continue,
+                Err(e) => {
+                    watch_error = Some(e.to_string());
+                    continue;
+                }
             }
             match claim_state(phase.as_deref(), &notes_of(&received, uid)) {
                 ClaimState::Bound | ClaimState::AwaitsConsumer => return Ok(()),
@@ -419,13 +423,16 @@ async fn wait_claim(
             "creating the volume: {} {why}",
             config.what_claim()
         )),
-        Err(_) => Err(format!(
-            "creating the volume: {}",
-            describe_claim(
-                &config.what_claim(),
-                phase.as_deref(),
-                &notes_of(&received, uid)
-            )
+        Err(_) => Err(workloads::with_watch_error(
+            format!(
+                "creating the volume: {}",
+                describe_claim(
+                    &config.what_claim(),
+                    phase.as_deref(),
+                    &notes_of(&received, uid)
+                )
+            ),
+            &watch_error,
         )),
     }
 }
@@ -441,13 +448,17 @@ async fn wait_pod(
     until: Instant,
 ) -> Outcome {
     let mut last = PodEnd::Running("not seen yet".into());
-    let mut updates = std::pin::pin!(watcher::watch_object(pods.clone(), &config.pod));
+    let mut watch_error = None;
+    let mut updates = std::pin::pin!(workloads::object_updates(pods.clone(), &config.pod));
     let wait = async {
         while let Some(update) = updates.next().await {
             match update {
                 Ok(Some(p)) => last = pod_end(&p),
                 Ok(None) => last = PodEnd::Failed("it was deleted".into()),
-                Err(_) => continue,
+                Err(e) => {
+                    watch_error = Some(e.to_string());
+                    continue;
+                }
             }
             if !matches!(last, PodEnd::Running(_)) {
                 return;
@@ -464,7 +475,10 @@ async fn wait_pod(
         PodEnd::Succeeded => Ok(()),
         PodEnd::Failed(why) => Err(vec![format!("{what} failed: {why}")]),
         PodEnd::Running(now) => {
-            let mut errors = vec![format!("{what} did not finish in time: {now}")];
+            let mut errors = vec![workloads::with_watch_error(
+                format!("{what} did not finish in time: {now}"),
+                &watch_error,
+            )];
             // A claim that waited for its consumer may still be unbound: say why.
             if let Ok(c) = claims.get(&config.claim).await {
                 let phase = c.status.and_then(|s| s.phase);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 use kube::api::{Api, DeleteParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -245,6 +245,47 @@ where
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("cannot watch {what} being deleted: {e}")),
         Err(_) => Err(format!("{what} was deleted but is still there")),
+    }
+}
+
+/// The updates of one object, by name: `Some` when it is seen or changes, `None` when it is
+/// gone (or not there when listed). Unlike kube's `watch_object`, a failing watch is retried
+/// with kube's backoff instead of at once; its errors are passed on and the stream goes on.
+pub fn object_updates<K>(
+    api: Api<K>,
+    name: &str,
+) -> impl Stream<Item = Result<Option<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    watcher(api, config)
+        .default_backoff()
+        .scan(false, |seen, event| {
+            let update = match event {
+                Ok(watcher::Event::Init) => {
+                    *seen = false;
+                    None
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    *seen = true;
+                    Some(Ok(Some(o)))
+                }
+                Ok(watcher::Event::InitDone) => (!*seen).then_some(Ok(None)),
+                Ok(watcher::Event::Apply(o)) => Some(Ok(Some(o))),
+                Ok(watcher::Event::Delete(_)) => Some(Ok(None)),
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(Some(update))
+        })
+        .filter_map(futures::future::ready)
+}
+
+/// `text`, and the last watch error when there was one (a missing permission shows here).
+pub fn with_watch_error(text: String, error: &Option<String>) -> String {
+    match error {
+        Some(e) => format!("{text} (the last watch error: {e})"),
+        None => text,
     }
 }
 
@@ -504,6 +545,15 @@ mod tests {
         assert_eq!(
             read(&[("X", "1")], |k| unsupported(k, "X", "use Y")).1,
             [r#"X is "1", but this check does not support it: use Y; unset it"#]
+        );
+    }
+
+    #[test]
+    fn the_last_watch_error_is_appended_when_there_was_one() {
+        assert_eq!(with_watch_error("late".into(), &None), "late");
+        assert_eq!(
+            with_watch_error("late".into(), &Some("403 Forbidden".into())),
+            "late (the last watch error: 403 Forbidden)"
         );
     }
 
