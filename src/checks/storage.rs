@@ -10,12 +10,13 @@
 //! Unlike the original, one pod writes and reads (the original ran an init Job and a check
 //! Job, on chosen nodes); the knobs of that design are refused rather than ignored.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     Container, Event, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, ResourceRequirements, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -92,6 +93,11 @@ pub struct Config {
     pub storage_class: Option<String>,
     pub image: String,
     pub service_account: String,
+    pub priority_class: Option<String>,
+    /// The pod's CPU and memory requests, as set (none by default).
+    pub requests: BTreeMap<String, String>,
+    /// The pod's CPU and memory limits, as set (none by default).
+    pub limits: BTreeMap<String, String>,
     /// Kept back from the time left for deleting what the check created.
     pub grace: Duration,
 }
@@ -115,6 +121,9 @@ impl Config {
             storage_class: knobs.raw("CHECK_STORAGE_PVC_STORAGE_CLASS_NAME"),
             image: knobs.string("CHECK_STORAGE_IMAGE", DEFAULT_IMAGE),
             service_account: knobs.string("CHECK_SERVICE_ACCOUNT", "default"),
+            priority_class: knobs.raw("PRIORITY_CLASS_NAME"),
+            requests: amounts(knobs, "CHECK_POD_CPU_REQUEST", "CHECK_POD_MEM_REQUEST"),
+            limits: amounts(knobs, "CHECK_POD_CPU_LIMIT", "CHECK_POD_MEM_LIMIT"),
             grace: workloads::grace_period(knobs, Duration::from_secs(30)),
         }
     }
@@ -129,6 +138,19 @@ impl Config {
     fn what_pod(&self) -> String {
         format!("pod {} in namespace {}", self.pod, self.namespace)
     }
+}
+
+/// The CPU and memory amounts that are set, by resource name (v2's bare numbers are
+/// millicores and mebibytes).
+fn amounts(knobs: &mut Knobs, cpu: &str, memory: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if knobs.raw(cpu).is_some() {
+        out.insert("cpu".to_string(), workloads::cpu(knobs, cpu, 0));
+    }
+    if knobs.raw(memory).is_some() {
+        out.insert("memory".to_string(), workloads::memory(knobs, memory, 0));
+    }
+    out
 }
 
 /// The claim: `size`, ReadWriteOnce, of the class (or the default one).
@@ -166,6 +188,7 @@ pub fn pod(config: &Config) -> Pod {
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             service_account_name: Some(config.service_account.clone()),
+            priority_class_name: config.priority_class.clone(),
             termination_grace_period_seconds: Some(1),
             containers: vec![Container {
                 name: "write-read".into(),
@@ -175,6 +198,21 @@ pub fn pod(config: &Config) -> Pod {
                     "-c".into(),
                     format!("echo {CONTENT} > {file} && grep -qx {CONTENT} {file}"),
                 ]),
+                resources: (!config.requests.is_empty() || !config.limits.is_empty()).then(|| {
+                    let quantities = |amounts: &BTreeMap<String, String>| {
+                        (!amounts.is_empty()).then(|| {
+                            amounts
+                                .iter()
+                                .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                                .collect()
+                        })
+                    };
+                    ResourceRequirements {
+                        requests: quantities(&config.requests),
+                        limits: quantities(&config.limits),
+                        ..Default::default()
+                    }
+                }),
                 volume_mounts: Some(vec![VolumeMount {
                     name: "data".into(),
                     mount_path: MOUNT.into(),
@@ -534,6 +572,8 @@ mod tests {
         assert_eq!(c.storage_class, None);
         assert_eq!(c.image, DEFAULT_IMAGE);
         assert_eq!(c.service_account, "default");
+        assert_eq!(c.priority_class, None);
+        assert!(c.requests.is_empty() && c.limits.is_empty());
         assert_eq!(c.grace, Duration::from_secs(30));
     }
 
@@ -553,6 +593,13 @@ mod tests {
         for (name, _) in REFUSED {
             assert_eq!(errors(&[(name, "x")]).len(), 1, "{name}");
         }
+        assert_eq!(
+            errors(&[("CHECK_POD_MEM_LIMIT", "plenty")]),
+            [
+                "CHECK_POD_MEM_LIMIT is \"plenty\", expected an amount such as 20 (mebibytes) or 64Mi"
+            ]
+        );
+        assert_eq!(errors(&[("CHECK_POD_CPU_REQUEST", "-5")]).len(), 1);
         assert_eq!(errors(&[("CHECK_STORAGE_NAME", "PVC")]).len(), 1);
         assert_eq!(errors(&[("CHECK_STORAGE_JOB_NAME", "job_1")]).len(), 1);
         assert_eq!(errors(&[("SHUTDOWN_GRACE_PERIOD", "x")]).len(), 1);
@@ -572,7 +619,18 @@ mod tests {
             "100Mi"
         );
         assert_eq!(claim(&config(&[])).spec.unwrap().storage_class_name, None);
+        assert_eq!(pod(&c).spec.unwrap().containers[0].resources, None);
+        let c = config(&[
+            ("CHECK_STORAGE_IMAGE", "busybox:1.36"),
+            ("CHECK_POD_CPU_REQUEST", "15"),
+            ("CHECK_POD_MEM_LIMIT", "64Mi"),
+            ("PRIORITY_CLASS_NAME", "low"),
+        ]);
         let pod = pod(&c).spec.unwrap();
+        let resources = pod.containers[0].resources.clone().unwrap();
+        assert_eq!(resources.requests.unwrap()["cpu"].0, "15m");
+        assert_eq!(resources.limits.unwrap()["memory"].0, "64Mi");
+        assert_eq!(pod.priority_class_name.as_deref(), Some("low"));
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(pod.containers[0].image.as_deref(), Some("busybox:1.36"));
         assert_eq!(
