@@ -168,6 +168,9 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
             f2(count / secs),
         ));
     }
+    if let Some(note) = peer.note(crate::peer::V2_LEADER_NOTE) {
+        section.notes.push(note);
+    }
     if let Ok((t, _)) = &peer_per_run {
         section.notes.push(format!(
             "per run, kuberhealthy-rs makes {} the requests of the peer",

@@ -97,6 +97,9 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
             );
         }
     }
+    if let Some(note) = peer.note(crate::peer::V2_FAILOVER_NOTE) {
+        section.notes.push(note);
+    }
     section.raw = serde_json::Value::Object(raw);
     Ok(section)
 }

@@ -113,7 +113,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         .map(|(count, stage)| json!({"checks": count, "peer": stage.to_json()}))
         .collect();
     section.raw = json!({"stages": raw, "peer": peer_raw});
-    if let Some(note) = peer.footprint_note() {
+    if let Some(note) = peer.note(crate::peer::V2_LEADER_NOTE) {
         section.notes.push(note);
     }
     Ok(section)

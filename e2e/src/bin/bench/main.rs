@@ -117,10 +117,10 @@ impl Plan {
                 idle_window: Duration::from_secs(10),
                 serving_checks: 1000,
                 serving_trials: 3,
-                serving_max_requests: 2000,
-                serving_cap: Duration::from_secs(6),
+                serving_max_requests: 1500,
+                serving_cap: Duration::from_secs(4),
                 apicost_checks: 20,
-                apicost_window: Duration::from_secs(60),
+                apicost_window: Duration::from_secs(45),
                 apicost_idle_checks: 1000,
                 apicost_idle_window: Duration::from_secs(30),
                 failover_trials: 10,
@@ -128,7 +128,7 @@ impl Plan {
                 intake_trials: 3,
                 intake_concurrency: 16,
                 precision_checks: 300,
-                precision_steady: Duration::from_secs(150),
+                precision_steady: Duration::from_secs(90),
             }
         }
     }

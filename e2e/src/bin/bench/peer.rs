@@ -7,7 +7,10 @@
 //! How v2 is configured (read from its source, `cmd/kuberhealthy/main.go`, `config.go`,
 //! `pkg/masterCalculation`): a config file (`-c`, key `listenAddress`), `POD_NAME`,
 //! `POD_NAMESPACE`, `KH_EXTERNAL_REPORTING_URL`; the API server from in-cluster config, else
-//! `$HOME/.kube/config`. It has no Lease: the master is the alphabetically first pod labelled
+//! `$HOME/.kube/config`; but its dynamic client is built from the `-c` file itself
+//! (`initKubernetesClients`: `clientcmd.BuildConfigFromFlags("", configPath)`), which in a pod
+//! falls back to the in-cluster config, so outside one that file is written as a kubeconfig
+//! with v2's keys added (`yaml.v2` and client-go both ignore the other's keys). It has no Lease: the master is the alphabetically first pod labelled
 //! `app=kuberhealthy` in phase Running in `POD_NAMESPACE`; here a stand-in Pod (bound to a node
 //! no runner serves, its status set to Running) makes one replica the master, and a replica
 //! whose name is not the first such pod is a follower.
@@ -23,7 +26,7 @@ use kube::{Api, Client};
 use kuberhealthy_e2e::process::ProcessGroup;
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
-    ControlPlane, TestCluster, TestContext, binaries, http, manifests, ports, wait_until,
+    ControlPlane, TestCluster, TestContext, binaries, manifests, ports, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -35,9 +38,21 @@ use crate::world::{self, REPORT_OK, TIMEOUT, check, check_name, finished_state};
 use crate::{Plan, procfs, serving};
 
 const V3: &str = "v3.0.13";
+/// How long one status request of the peer may take before its serving is called absent.
+const PROBE: Duration = Duration::from_secs(30);
 const V2: &str = "v2.7.1";
-/// Why v2's leader cannot be measured idle with checks.
-const V2_LEADER_NOT_IDLE: &str = "n/a: v2's leader starts every check at once when it becomes master (runCheck, cmd/kuberhealthy/kuberhealthy.go)";
+/// Why v2's leader cannot be measured idle with checks (the cell; the note explains).
+const V2_LEADER_NOT_IDLE: &str = "n/a: never idle (see note)";
+/// The note that explains it.
+pub const V2_LEADER_NOTE: &str = "v2's leader starts every check at once when it becomes master \
+    (runCheck in cmd/kuberhealthy/kuberhealthy.go runs a check before its first tick), so with \
+    checks it is never idle; its leader is measured with 0 checks only, its follower (a replica \
+    whose POD_NAME is not the master) at every stage";
+/// Why v2's failover is not measured.
+pub const V2_FAILOVER_NOTE: &str = "v2 has no Lease: its master is the alphabetically first pod \
+    labelled app=kuberhealthy in phase Running (pkg/masterCalculation), so a crashed replica \
+    stays master until a kubelet marks its pod not Running; replicas here are processes without \
+    pods, so there is no equivalent handover to time";
 
 #[derive(Debug, Clone)]
 enum State {
@@ -195,10 +210,9 @@ impl Peer {
         }
     }
 
-    pub fn footprint_note(&self) -> Option<String> {
-        matches!(self.state, State::V2 { .. }).then(|| {
-            "v2's follower: a replica whose POD_NAME is not the master; v2's leader is measured with 0 checks only (with checks it is never idle)".to_string()
-        })
+    /// A note explaining the peer's `n/a` cells, when the peer ran.
+    pub fn note(&self, text: &str) -> Option<String> {
+        matches!(self.state, State::V2 { .. }).then(|| format!("peer: {text}"))
     }
 
     /// The peer's footprint at each of `plan.footprint_counts`.
@@ -232,11 +246,11 @@ impl Peer {
             let mut stage = PeerStage::absent(V2_LEADER_NOT_IDLE);
             // The follower alone: no stand-in pod names it master.
             world.spawn(1)?;
-            world.wait_serving(1, count).await?;
+            world.wait_listening(1).await?;
             if count == 0 {
                 world.make_master(0).await?;
                 world.spawn(0)?;
-                world.wait_serving(0, count).await?;
+                world.wait_listening(0).await?;
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
             let mut pids = vec![world.pid(1)?];
@@ -274,8 +288,20 @@ impl Peer {
             let mut world = V2World::start(self, "peer-serving").await?;
             world.create_idle_checks(0..n).await?;
             world.spawn(1)?;
-            world.wait_serving(1, n).await?;
+            world.wait_listening(1).await?;
             let port = world.ports[1];
+            // v2 GETs every khcheck for each status request, throttled by client-go to 5
+            // requests per second: first see whether one request answers within the probe.
+            for path in serving::PATHS {
+                let probe = crate::load::run(port, path, 1, 1, PROBE).await;
+                if probe.latencies_ms.is_empty() {
+                    bail!(
+                        "one GET {path} with {n} checks got no answer within {} s ({})",
+                        PROBE.as_secs(),
+                        probe.first_error.unwrap_or_default()
+                    );
+                }
+            }
             let mut figures = Vec::new();
             for c in serving::CONCURRENCIES {
                 for path in serving::PATHS {
@@ -291,7 +317,7 @@ impl Peer {
             anyhow::Ok(figures)
         }
         .await
-        .map_err(|e| format!("failed: {e:#}"));
+        .map_err(|e| format!("{e:#}"));
         PeerServing { follower }
     }
 
@@ -349,13 +375,10 @@ impl Peer {
         }
     }
 
-    /// Why the peer's failover is not measured.
+    /// Why the peer's failover is not measured (the cell; see [`V2_FAILOVER_NOTE`]).
     pub fn failover_absent(&self) -> String {
-        self.absent_reason().unwrap_or_else(|| {
-            "n/a: v2 has no Lease; its master is the first Running pod labelled app=kuberhealthy, \
-             so a crashed replica stays master until a kubelet marks its pod not Running"
-                .into()
-        })
+        self.absent_reason()
+            .unwrap_or_else(|| "n/a: no Lease (see note)".into())
     }
 }
 
@@ -397,6 +420,7 @@ struct V2World {
     ports: Vec<u16>,
     binary: PathBuf,
     home: PathBuf,
+    kubeconfig: PathBuf,
     client: Client,
     ctx: TestContext,
     cluster: TestCluster,
@@ -440,7 +464,7 @@ impl V2World {
             if kind(object) == "ServiceAccount" {
                 value["metadata"]["namespace"] = json!(ns);
             }
-            if let Some(subjects) = value["subjects"].as_array_mut() {
+            if let Some(subjects) = value.get_mut("subjects").and_then(Value::as_array_mut) {
                 for s in subjects {
                     s["namespace"] = json!(ns);
                 }
@@ -460,6 +484,7 @@ impl V2World {
             ports: Vec::new(),
             binary: binary.clone(),
             home,
+            kubeconfig,
             client,
             ctx,
             cluster,
@@ -514,9 +539,11 @@ impl V2World {
         let port = self.ports[index];
         let name = Self::name(index);
         let config = self.ctx.log_dir().join(format!("{name}.yaml"));
+        // The file is v2's config and a kubeconfig at once (see the module comment).
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig)?;
         std::fs::write(
             &config,
-            format!("listenAddress: 127.0.0.1:{port}\nlogLevel: info\n"),
+            format!("{kubeconfig}listenAddress: 127.0.0.1:{port}\nlogLevel: info\n"),
         )?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("-c")
@@ -545,20 +572,17 @@ impl V2World {
         }
     }
 
-    /// Waits until replica `index` answers `/json` with `checks` checks.
-    async fn wait_serving(&mut self, index: usize, checks: usize) -> Result<()> {
+    /// Waits until replica `index` accepts connections on its port.
+    async fn wait_listening(&mut self, index: usize) -> Result<()> {
         let port = self.ports[index];
         let result = wait_until(
-            &format!("{} to serve {checks} checks", Self::name(index)),
+            &format!("{} to listen", Self::name(index)),
             TIMEOUT,
             || async {
-                let response = http::get(port, "/json").await?;
-                if response.status != 200 {
-                    return Ok(None);
-                }
-                let page: Value = serde_json::from_str(&response.body)?;
-                let shown = page["CheckDetails"].as_object().map_or(0, |d| d.len());
-                Ok((shown == checks).then_some(()))
+                Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ()))
             },
         )
         .await;

@@ -39,8 +39,14 @@ impl Row {
         self
     }
 
+    /// Text in the peer's cell (cut to its first 60 characters; the raw figures keep it whole).
     pub fn peer_text(mut self, peer: impl Into<String>) -> Row {
-        self.peer = peer.into();
+        let text: String = peer.into();
+        self.peer = if text.chars().count() > 60 {
+            format!("{}...", text.chars().take(60).collect::<String>())
+        } else {
+            text
+        };
         self
     }
 }

@@ -119,6 +119,9 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         "the last column compares p99 latencies (rs / peer); a ratio below 1 is better for latency, above 1 better for req/s"
             .into(),
     );
+    if let Some(note) = peer.note(crate::peer::V2_LEADER_NOTE) {
+        section.notes.push(note);
+    }
     section.raw = json!({"ours": Value::Object(raw), "peer": peer_figures.to_json()});
     Ok(section)
 }
