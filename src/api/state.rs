@@ -140,6 +140,12 @@ impl KuberhealthyStateSpec {
         !self.uuid.is_empty() && self.run_started_at.is_some() && self.run_finished_at.is_none()
     }
 
+    /// Whether a result has been written: every verdict sets `LastRun`, as v2 did. The state
+    /// of a check whose first run is still in flight has none, and must not read as OK.
+    pub fn has_result(&self) -> bool {
+        self.last_run.is_some()
+    }
+
     /// Adds a finished run to `history`, newest first, keeping at most [`HISTORY_LIMIT`].
     pub fn push_history(&mut self, result: RunResult) {
         self.history.insert(0, result);

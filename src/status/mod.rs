@@ -161,7 +161,7 @@ fn details_of_check(
             return Some(details);
         }
     };
-    let written = state.filter(|s| !s.spec.authoritative_pod.is_empty());
+    let written = state.filter(|s| s.spec.has_result());
     let limit = timing.run_interval + timing.timeout + STALE_TOLERANCE;
     let Some(state) = written else {
         // Never run: hidden (as in v2) until a first result is overdue.
@@ -240,11 +240,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     for (k, state) in &states {
         let is_job = job_keys.contains(k) || state.spec.workload == Some(Workload::Job);
         let ns = state.namespace().unwrap_or_default();
-        if is_job
-            && !check_details.contains_key(k)
-            && included(&ns)
-            && !state.spec.authoritative_pod.is_empty()
-        {
+        if is_job && !check_details.contains_key(k) && included(&ns) && state.spec.has_result() {
             job_details.insert(k.clone(), details_from_state(state));
         }
     }

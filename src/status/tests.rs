@@ -291,7 +291,8 @@ fn jobs_go_under_job_details_and_unwritten_states_are_hidden() {
         state(
             "ns",
             "once",
-            serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-1", "Namespace": "ns"}),
+            serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-1", "Namespace": "ns",
+                "LastRun": "2021-02-28T23:59:00Z"}),
         ),
         state(
             "ns",
@@ -325,4 +326,24 @@ fn next_run_is_shown_when_no_run_is_in_flight() {
         p.check_details["ns/c"].next_run_at, None,
         "a run is in flight"
     );
+}
+
+#[test]
+fn a_first_run_in_flight_is_not_shown_as_ok() {
+    // The leader wrote the run's UUID, start and term (and itself as AuthoritativePod), but no
+    // result yet: the check stays off the page, as a check that never ran, until its first
+    // result is overdue; then it is stale, never OK.
+    let checks = vec![check("ns", "c", "10m", "5m", "2021-03-01T00:00:00Z")];
+    let states = vec![state(
+        "ns",
+        "c",
+        serde_json::json!({"OK": true, "Errors": [], "AuthoritativePod": "kh-0", "Namespace": "ns", "uuid": "u",
+            "runStartedAt": "2021-03-01T00:00:01Z", "runDeadline": "2021-03-01T00:05:01Z"}),
+    )];
+    let p = page(&checks, &[], &states, "2021-03-01T00:00:02Z", "");
+    assert!(p.check_details.is_empty(), "{:?}", p.check_details);
+    let p = page(&checks, &[], &states, "2021-03-01T00:07:00Z", "");
+    let c = &p.check_details["ns/c"];
+    assert!(!c.ok && c.stale, "{c:?}");
+    assert!(!p.ok);
 }
