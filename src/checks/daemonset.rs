@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use super::Outcome;
 use super::knobs::Knobs;
 use super::workloads::{self, Budget, left};
-use crate::api::duration;
 use crate::rbac::Rule;
 
 pub const RULES: &[Rule] = &[
@@ -326,21 +325,23 @@ pub async fn check(client: kube::Client, config: &Config, time_left: Duration) -
     let pods: Api<Pod> = Api::namespaced(client.clone(), &config.namespace);
     let nodes: Api<Node> = Api::all(client);
     let work = exercise(&daemonsets, &pods, &nodes, config, budget.steps);
-    let outcome = match tokio::time::timeout(left(budget.work), work).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(vec![format!(
-            "the daemonset check did not finish within {}, the time left less SHUTDOWN_GRACE_PERIOD {} kept for cleaning up",
-            duration::format(time_left),
-            duration::format(config.grace)
-        )]),
+    let cleanup = async {
+        remove(&daemonsets, &pods, config, budget.cleanup)
+            .await
+            .err()
+            .into_iter()
+            .collect()
     };
-    let cleanup = tokio::time::timeout(
-        left(budget.cleanup),
-        remove(&daemonsets, &pods, config, budget.cleanup),
+    workloads::run_then_clean_up(
+        "daemonset",
+        &budget,
+        time_left,
+        config.grace,
+        work,
+        cleanup,
+        config.what(),
     )
     .await
-    .unwrap_or_else(|_| Err(format!("could not delete {} in time", config.what())));
-    workloads::with_cleanup(outcome, cleanup.err().into_iter().collect())
 }
 
 /// Deletes the DaemonSet and waits until it and its pods are gone.

@@ -29,7 +29,6 @@ use tokio::time::Instant;
 use super::Outcome;
 use super::knobs::Knobs;
 use super::workloads::{self, Budget, left};
-use crate::api::duration;
 use crate::rbac::Rule;
 
 pub const RULES: &[Rule] = &[
@@ -330,14 +329,6 @@ pub async fn check(client: kube::Client, config: &Config, time_left: Duration) -
     let services: Api<Service> = Api::namespaced(client.clone(), &config.namespace);
     let pods: Api<Pod> = Api::namespaced(client, &config.namespace);
     let work = exercise(&deployments, &services, &pods, config, budget.steps);
-    let outcome = match tokio::time::timeout(left(budget.work), work).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(vec![format!(
-            "the deployment check did not finish within {}, the time left less SHUTDOWN_GRACE_PERIOD {} kept for cleaning up",
-            duration::format(time_left),
-            duration::format(config.grace)
-        )]),
-    };
     let (what_d, what_s) = (what_deployment(config), what_service(config));
     let cleanup = async {
         let (d, s) = tokio::join!(
@@ -346,16 +337,17 @@ pub async fn check(client: kube::Client, config: &Config, time_left: Duration) -
         );
         d.err().into_iter().chain(s.err()).collect()
     };
-    let cleanup = tokio::time::timeout(left(budget.cleanup), cleanup)
-        .await
-        .unwrap_or_else(|_| {
-            vec![format!(
-                "could not delete {} and {} in time",
-                what_deployment(config),
-                what_service(config)
-            )]
-        });
-    workloads::with_cleanup(outcome, cleanup)
+    let what = format!("{what_d} and {what_s}");
+    workloads::run_then_clean_up(
+        "deployment",
+        &budget,
+        time_left,
+        config.grace,
+        work,
+        cleanup,
+        what,
+    )
+    .await
 }
 
 fn what_deployment(config: &Config) -> String {

@@ -28,7 +28,6 @@ use super::Outcome;
 use super::knobs::Knobs;
 use super::resource_quota::quantity;
 use super::workloads::{self, Budget, left};
-use crate::api::duration;
 use crate::rbac::Rule;
 
 pub const RULES: &[Rule] = &[
@@ -331,27 +330,24 @@ pub async fn check(client: kube::Client, config: &Config, time_left: Duration) -
     let pods: Api<Pod> = Api::namespaced(client.clone(), &config.namespace);
     let events: Api<Event> = Api::namespaced(client, &config.namespace);
     let work = exercise(&claims, &pods, &events, config, budget.steps);
-    let outcome = match tokio::time::timeout(left(budget.work), work).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(vec![format!(
-            "the storage check did not finish within {}, the time left less SHUTDOWN_GRACE_PERIOD {} kept for cleaning up",
-            duration::format(time_left),
-            duration::format(config.grace)
-        )]),
+    let cleanup = async {
+        remove(&claims, &pods, config, budget.cleanup)
+            .await
+            .err()
+            .into_iter()
+            .collect()
     };
-    let cleanup = tokio::time::timeout(
-        left(budget.cleanup),
-        remove(&claims, &pods, config, budget.cleanup),
+    let what = format!("{} and {}", config.what_pod(), config.what_claim());
+    workloads::run_then_clean_up(
+        "storage",
+        &budget,
+        time_left,
+        config.grace,
+        work,
+        cleanup,
+        what,
     )
     .await
-    .unwrap_or_else(|_| {
-        Err(format!(
-            "could not delete {} and {} in time",
-            config.what_pod(),
-            config.what_claim()
-        ))
-    });
-    workloads::with_cleanup(outcome, cleanup.err().into_iter().collect())
 }
 
 /// Deletes the pod, then the claim (which stays while a pod uses it), waiting for each.

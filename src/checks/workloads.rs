@@ -362,6 +362,32 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// The outcome of the check's work followed by the problems of its clean-up, if any.
+/// The shape of every workload check: `work` until the budget's work deadline, then `cleanup`
+/// until the clean-up deadline whatever the work's outcome, so what the check created is
+/// always deleted. `what` names the objects in the error when the clean-up runs out of time.
+pub async fn run_then_clean_up(
+    check: &str,
+    budget: &Budget,
+    time_left: Duration,
+    grace: Duration,
+    work: impl Future<Output = super::Outcome>,
+    cleanup: impl Future<Output = Vec<String>>,
+    what: String,
+) -> super::Outcome {
+    let outcome = match tokio::time::timeout(left(budget.work), work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(vec![format!(
+            "the {check} check did not finish within {}, the time left less SHUTDOWN_GRACE_PERIOD {} kept for cleaning up",
+            duration::format(time_left),
+            duration::format(grace)
+        )]),
+    };
+    let cleanup = tokio::time::timeout(left(budget.cleanup), cleanup)
+        .await
+        .unwrap_or_else(|_| vec![format!("could not delete {what} in time")]);
+    with_cleanup(outcome, cleanup)
+}
+
 pub fn with_cleanup(outcome: super::Outcome, cleanup: Vec<String>) -> super::Outcome {
     match (outcome, cleanup.is_empty()) {
         (Ok(()), true) => Ok(()),
