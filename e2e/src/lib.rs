@@ -30,6 +30,7 @@ pub mod pod_runner;
 pub mod ports;
 pub mod process;
 pub mod replica;
+pub mod resources;
 pub mod session;
 pub mod wait;
 

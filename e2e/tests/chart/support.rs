@@ -405,12 +405,7 @@ spec:
     )
 }
 
-pub fn khstates() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyState"),
-        "khstates",
-    )
-}
+pub use kuberhealthy_e2e::resources::khstates;
 
 /// The khstate of check `namespace/name` once it holds a finished, OK run.
 pub async fn wait_for_ok_state(client: &Client, namespace: &str, name: &str) -> Result<Value> {

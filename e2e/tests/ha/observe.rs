@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::DynamicObject;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use kuberhealthy_e2e::{http, metrics, wait_until};
@@ -33,12 +33,7 @@ pub struct RunLog {
     task: JoinHandle<()>,
 }
 
-pub fn khstates_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyState"),
-        "khstates",
-    )
-}
+pub use kuberhealthy_e2e::resources::khstates as khstates_resource;
 
 pub async fn list_khstates(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>> {
     let api: Api<DynamicObject> =

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
@@ -34,23 +34,7 @@ pub const NODE: &str = "e2e-node";
 /// The image every example names (the pod runner ignores images).
 pub const EXAMPLE_IMAGE: &str = "kuberhealthy:0.1.0";
 
-pub fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "comcast.github.io".into(),
-        version: "v1".into(),
-        api_version: "comcast.github.io/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
-pub fn khchecks() -> ApiResource {
-    resource("KuberhealthyCheck", "khchecks")
-}
-
-pub fn khstates() -> ApiResource {
-    resource("KuberhealthyState", "khstates")
-}
+pub use kuberhealthy_e2e::resources::{khchecks, khstates};
 
 /// Runs the `kuberhealthy` binary with `args` and returns its stdout.
 pub fn run_binary(binary: &Path, args: &[&str]) -> Result<String> {

@@ -36,27 +36,7 @@ const SERVICE_ACCOUNT: &str = "kuberhealthy";
 /// The Lease name (the default of `--lease-name`).
 const LEASE_NAME: &str = "kuberhealthy";
 
-pub fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: "comcast.github.io".into(),
-        version: "v1".into(),
-        api_version: "comcast.github.io/v1".into(),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
-
-pub fn khchecks() -> ApiResource {
-    resource("KuberhealthyCheck", "khchecks")
-}
-
-pub fn khstates() -> ApiResource {
-    resource("KuberhealthyState", "khstates")
-}
-
-pub fn khjobs() -> ApiResource {
-    resource("KuberhealthyJob", "khjobs")
-}
+pub use kuberhealthy_e2e::resources::{khchecks, khjobs, khstates};
 
 /// How a scenario is set up.
 #[derive(Clone, Debug)]
