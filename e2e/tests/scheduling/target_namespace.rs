@@ -82,7 +82,11 @@ async fn target_namespace_restricts_scheduling_under_namespaced_rbac() {
     let logs = scenario.all_replica_logs();
     let forbidden_lines: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("forbidden") || l.contains("403"))
+        // A refusal as kube logs it ("... is forbidden", `Forbidden`, `code: 403`); a bare
+        // "403" would also match timestamps such as 21:27:48.403604Z.
+        .filter(|l| {
+            l.to_lowercase().contains("forbidden") || l.contains("code: 403") || l.contains(" 403 ")
+        })
         .collect();
     assert!(
         forbidden == 0.0 && forbidden_lines.is_empty(),
