@@ -8,7 +8,7 @@ CARGO ?= cargo
 # most of the dependency tree).
 KH := $(or $(CARGO_TARGET_DIR),target)/debug/kuberhealthy
 
-.PHONY: build bin test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench
+.PHONY: build bin test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench image
 
 build:
 	$(CARGO) build --workspace --bins
@@ -97,6 +97,13 @@ bench: control-plane
 run: control-plane
 	$(CARGO) build --workspace --bins
 	$(dir $(KH))local-cluster
+
+# Builds the one image FROM scratch with buildah (installed from Debian if missing) from a
+# static release binary, and proves it: one layer holding only the binary, user 65532, no
+# shell, it runs and reads the chart's config. Not part of `make test`: the release build
+# takes about ten minutes on two cores.
+image:
+	bash e2e/tools/test-image.sh
 
 # Builds helm from the Go module proxy (cached) and lints the chart.
 chart-lint:
