@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, Client};
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
@@ -68,19 +68,7 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
-pub fn khchecks() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyCheck"),
-        "khchecks",
-    )
-}
-
-pub fn khstates() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("comcast.github.io", "v1", "KuberhealthyState"),
-        "khstates",
-    )
-}
+pub use kuberhealthy_e2e::resources::{khchecks, khstates};
 
 pub fn check_name(i: usize) -> String {
     format!("bench-{i:05}")
