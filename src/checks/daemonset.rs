@@ -368,7 +368,7 @@ async fn exercise(
     let listed = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| one(format!("cannot list nodes: {e}")))?;
+        .map_err(|e| one(format!("cannot list nodes: {}", super::describe(&e))))?;
     let seen: Vec<NodeSeen> = listed.items.iter().map(NodeSeen::from_node).collect();
     let (expected, skipped) = expected_nodes(config, &seen);
     for (node, why) in &skipped {
@@ -384,7 +384,13 @@ async fn exercise(
     daemonsets
         .create(&PostParams::default(), &daemonset(config))
         .await
-        .map_err(|e| one(format!("cannot create {}: {e}", config.what())))?;
+        .map_err(|e| {
+            one(format!(
+                "cannot create {}: {}",
+                config.what(),
+                super::describe(&e)
+            ))
+        })?;
     wait_ready(pods, config, &expected, until).await
 }
 

@@ -388,11 +388,20 @@ async fn exercise(
     deployments
         .create(&pp, &deployment(config, &config.image))
         .await
-        .map_err(|e| one(format!("cannot create {}: {e}", what_deployment(config))))?;
-    let created = services
-        .create(&pp, &service(config))
-        .await
-        .map_err(|e| one(format!("cannot create {}: {e}", what_service(config))))?;
+        .map_err(|e| {
+            one(format!(
+                "cannot create {}: {}",
+                what_deployment(config),
+                super::describe(&e)
+            ))
+        })?;
+    let created = services.create(&pp, &service(config)).await.map_err(|e| {
+        one(format!(
+            "cannot create {}: {}",
+            what_service(config),
+            super::describe(&e)
+        ))
+    })?;
     let url = service_url(&created).ok_or_else(|| {
         one(format!(
             "{} was created without a cluster IP and port",
@@ -412,9 +421,10 @@ async fn exercise(
             .await
             .map_err(|e| {
                 one(format!(
-                    "cannot roll {} to {}: {e}",
+                    "cannot roll {} to {}: {}",
                     what_deployment(config),
-                    config.roll_to
+                    config.roll_to,
+                    super::describe(&e)
                 ))
             })?;
         wait_rollout(deployments, pods, config, &config.roll_to, until).await?;

@@ -194,7 +194,16 @@ pub fn kube_error(what: &str, namespace: &Option<String>, e: kube::Error) -> Vec
         Some(ns) => format!("in namespace {ns}"),
         None => "in all namespaces".to_string(),
     };
-    vec![format!("cannot {what} {place}: {e}")]
+    vec![format!("cannot {what} {place}: {}", describe(&e))]
+}
+
+/// A Kubernetes client error in one line for a check's result: the API server's message,
+/// code and reason, not kube's debug dump of the whole Status.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} (HTTP {} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
 }
 
 /// `kuberhealthy check <name>`: runs the check in a checker pod and reports its outcome.

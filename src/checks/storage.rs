@@ -372,17 +372,24 @@ async fn exercise(
     // A previous run cut short may have left them behind.
     remove(claims, pods, config, until).await.map_err(one)?;
     let pp = PostParams::default();
-    let created = claims
-        .create(&pp, &claim(config))
-        .await
-        .map_err(|e| one(format!("cannot create {}: {e}", config.what_claim())))?;
+    let created = claims.create(&pp, &claim(config)).await.map_err(|e| {
+        one(format!(
+            "cannot create {}: {}",
+            config.what_claim(),
+            super::describe(&e)
+        ))
+    })?;
     let uid = created.metadata.uid.clone().unwrap_or_default();
     wait_claim(claims, events, config, &uid, until)
         .await
         .map_err(one)?;
-    pods.create(&pp, &pod(config))
-        .await
-        .map_err(|e| one(format!("cannot create {}: {e}", config.what_pod())))?;
+    pods.create(&pp, &pod(config)).await.map_err(|e| {
+        one(format!(
+            "cannot create {}: {}",
+            config.what_pod(),
+            super::describe(&e)
+        ))
+    })?;
     wait_pod(claims, pods, events, config, &uid, until).await
 }
 

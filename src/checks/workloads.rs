@@ -235,7 +235,7 @@ where
     let deleted = match api.delete(name, &DeleteParams::background()).await {
         Ok(deleted) => deleted,
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(format!("cannot delete {what}: {e}")),
+        Err(e) => return Err(format!("cannot delete {what}: {}", super::describe(&e))),
     };
     let Some(uid) = deleted.left().and_then(|o| o.meta().uid.clone()) else {
         return Ok(());
