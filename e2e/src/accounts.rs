@@ -133,6 +133,35 @@ pub fn unique_namespace(prefix: &str) -> String {
     format!("{label}-{n}")
 }
 
+/// Waits until `account` may list khchecks (in `checks_namespace`, or in every namespace) and
+/// Leases in `lease_namespace`: the API server's authorizer reads RBAC from its own watch
+/// cache, so a grant just applied takes a moment to count.
+pub async fn wait_for_controller_grant(
+    account: Client,
+    checks_namespace: Option<&str>,
+    lease_namespace: &str,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{DynamicObject, ListParams};
+    let khchecks = crate::resources::khchecks();
+    let checks: Api<DynamicObject> = match checks_namespace {
+        Some(ns) => Api::namespaced_with(account.clone(), ns, &khchecks),
+        None => Api::all_with(account.clone(), &khchecks),
+    };
+    let leases: Api<Lease> = Api::namespaced(account, lease_namespace);
+    crate::wait_until(
+        "the kuberhealthy ServiceAccount's RBAC to apply",
+        timeout,
+        || async {
+            checks.list(&ListParams::default().limit(1)).await?;
+            leases.list(&ListParams::default().limit(1)).await?;
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

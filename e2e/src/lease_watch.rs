@@ -95,3 +95,19 @@ impl Drop for LeaseLog {
         self.task.abort();
     }
 }
+
+/// The holder and `leaseTransitions` (the current term) of Lease `name`, if it names one.
+pub async fn lease_term(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(String, i32)>> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let spec = leases.get_opt(name).await?.and_then(|l| l.spec);
+    Ok(spec.and_then(|s| {
+        let transitions = s.lease_transitions.unwrap_or(0);
+        s.holder_identity
+            .filter(|h| !h.is_empty())
+            .map(|h| (h, transitions))
+    }))
+}

@@ -248,14 +248,7 @@ impl Ha {
 
     /// The Lease's holder and `leaseTransitions` (the current term), if it names one.
     pub async fn lease_term(&self) -> Result<Option<(String, i32)>> {
-        let leases: Api<Lease> = Api::namespaced(self.client.clone(), self.namespace());
-        let spec = leases.get_opt(LEASE_NAME).await?.and_then(|l| l.spec);
-        Ok(spec.and_then(|s| {
-            let transitions = s.lease_transitions.unwrap_or(0);
-            s.holder_identity
-                .filter(|h| !h.is_empty())
-                .map(|h| (h, transitions))
-        }))
+        kuberhealthy_e2e::lease_watch::lease_term(&self.client, self.namespace(), LEASE_NAME).await
     }
 
     /// Waits until the cluster is settled and returns the leader's index: the Lease names a

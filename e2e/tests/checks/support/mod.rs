@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DynamicObject, ListParams};
+use kube::api::DynamicObject;
 use kube::{Api, Client};
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
@@ -34,7 +34,7 @@ pub const NODE: &str = "e2e-node";
 /// The image every example names (the pod runner ignores images).
 pub const EXAMPLE_IMAGE: &str = "kuberhealthy:0.1.0";
 
-pub use kuberhealthy_e2e::resources::{khchecks, khstates};
+pub use kuberhealthy_e2e::resources::khstates;
 
 /// Runs the `kuberhealthy` binary with `args` and returns its stdout.
 pub fn run_binary(binary: &Path, args: &[&str]) -> Result<String> {
@@ -96,18 +96,7 @@ impl World {
             .await?;
         // The authorizer reads RBAC from its own watch cache: wait until the grant applies.
         let account = kubeconfig::client(&kubeconfig_path).await?;
-        let checks: Api<DynamicObject> = Api::all_with(account.clone(), &khchecks());
-        let leases: Api<Lease> = Api::namespaced(account, &ns);
-        wait_until(
-            "the kuberhealthy ServiceAccount's RBAC to apply",
-            TIMEOUT,
-            || async {
-                checks.list(&ListParams::default().limit(1)).await?;
-                leases.list(&ListParams::default().limit(1)).await?;
-                Ok(Some(()))
-            },
-        )
-        .await?;
+        kuberhealthy_e2e::accounts::wait_for_controller_grant(account, None, &ns, TIMEOUT).await?;
 
         let port = ports::free_port()?;
         let mut options = ctx.replica_options(REPLICA);

@@ -127,20 +127,12 @@ impl Scenario {
             .await?;
         // The authorizer reads RBAC from its own watch cache: wait until the grant applies.
         let account = kuberhealthy_e2e::kubeconfig::client(&service_account_kubeconfig).await?;
-        let checks: Api<DynamicObject> = if options.namespaced {
-            Api::namespaced_with(account.clone(), &ns, &khchecks())
-        } else {
-            Api::all_with(account.clone(), &khchecks())
-        };
-        let leases: Api<Lease> = Api::namespaced(account, &ns);
-        wait_until(
-            "the kuberhealthy ServiceAccount's RBAC to apply",
+        let checks_namespace = options.namespaced.then_some(ns.as_str());
+        kuberhealthy_e2e::accounts::wait_for_controller_grant(
+            account,
+            checks_namespace,
+            &ns,
             TIMEOUT,
-            || async {
-                checks.list(&ListParams::default().limit(1)).await?;
-                leases.list(&ListParams::default().limit(1)).await?;
-                Ok(Some(()))
-            },
         )
         .await?;
 
