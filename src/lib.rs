@@ -1,19 +1,13 @@
 //! Kuberhealthy, rewritten: a highly available, Kuberhealthy v2 compatible health-check
 //! operator for Kubernetes.
+//!
+//! - [`api`]: what everything shares: the resources, names, durations and RBAC rule types.
+//! - [`controller`]: what runs in the replicas: the cache, leader election, the run
+//!   supervisor, report intake, the status page, metrics and the HTTP server.
+//! - [`checker`]: what runs in checker pods: the built-in checks and the check client.
+//! - [`generate`]: what `kuberhealthy crd` and `kuberhealthy rbac` print.
 
 pub mod api;
-pub mod cache;
-pub mod checks;
-pub mod client;
-pub mod config;
-pub mod crd;
-pub mod http;
-pub mod leader;
-pub mod logging;
-pub mod metrics;
-pub mod rbac;
-pub mod replica;
-pub mod report;
-pub mod run;
-pub mod schedule;
-pub mod status;
+pub mod checker;
+pub mod controller;
+pub mod generate;

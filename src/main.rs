@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kuberhealthy::config::{self, ConfigFile, RunArgs, Settings};
+use kuberhealthy::controller::config::{self, ConfigFile, RunArgs, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -37,7 +37,7 @@ enum Command {
     /// "Built-in checks"). Its knobs are v2's environment variables.
     Check {
         /// The check to run.
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checks::names()))]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checker::checks::names()))]
         name: String,
     },
     /// Print the ServiceAccount and RBAC the controller needs, as YAML.
@@ -54,7 +54,7 @@ enum Command {
         rules: Option<String>,
         /// Print the ServiceAccount and RBAC of this built-in check instead (its pods run in
         /// --namespace; --target-namespace limits it to one namespace).
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checks::names()), conflicts_with = "rules")]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checker::checks::names()), conflicts_with = "rules")]
         check: Option<String>,
         /// Write every built-in check's RBAC to DIR/<check>.yaml instead of printing.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["rules", "check"])]
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crd => {
-            print!("{}", kuberhealthy::crd::crds_yaml());
+            print!("{}", kuberhealthy::generate::crd::crds_yaml());
             ExitCode::SUCCESS
         }
         Command::Rbac {
@@ -76,10 +76,10 @@ fn main() -> ExitCode {
             check,
             checks_dir,
         } => {
-            use kuberhealthy::rbac;
+            use kuberhealthy::generate::rbac;
             let check_yaml = |name: &str| {
-                let check =
-                    kuberhealthy::checks::find(name).expect("clap accepts only built-in checks");
+                let check = kuberhealthy::checker::checks::find(name)
+                    .expect("clap accepts only built-in checks");
                 rbac::to_yaml(&rbac::check_manifests(
                     name,
                     rbac::check_rules(check),
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
                 ))
             };
             if let Some(dir) = checks_dir {
-                for name in kuberhealthy::checks::names() {
+                for name in kuberhealthy::checker::checks::names() {
                     let path = dir.join(format!("{name}.yaml"));
                     if let Err(e) = std::fs::write(&path, check_yaml(name)) {
                         eprintln!("kuberhealthy rbac: cannot write {}: {e}", path.display());
@@ -131,13 +131,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::client::ReportError> {
+fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::checker::client::ReportError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a single-threaded runtime");
     runtime.block_on(async {
-        let reporter = kuberhealthy::client::Reporter::from_env()?;
+        let reporter = kuberhealthy::checker::client::Reporter::from_env()?;
         if ok {
             reporter.report_success().await
         } else {
@@ -147,12 +147,13 @@ fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::client::Rep
 }
 
 fn check(name: &str) -> ExitCode {
-    let check = kuberhealthy::checks::find(name).expect("clap accepts only built-in checks");
+    let check =
+        kuberhealthy::checker::checks::find(name).expect("clap accepts only built-in checks");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a single-threaded runtime");
-    match runtime.block_on(kuberhealthy::checks::run(check)) {
+    match runtime.block_on(kuberhealthy::checker::checks::run(check)) {
         Ok(Ok(())) => {
             eprintln!("kuberhealthy check {name}: OK, reported");
             ExitCode::SUCCESS
@@ -179,10 +180,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&settings)?);
         return Ok(());
     }
-    kuberhealthy::logging::init(settings.log_level, settings.log_format);
+    kuberhealthy::controller::logging::init(settings.log_level, settings.log_format);
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
     tracing::info!(pod = %settings.pod_name, namespace = %settings.pod_namespace, "configuration loaded");
-    tokio::runtime::Runtime::new()?.block_on(kuberhealthy::replica::run(settings))
+    tokio::runtime::Runtime::new()?.block_on(kuberhealthy::controller::replica::run(settings))
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use jiff::{Timestamp, ToSpan};
-use kuberhealthy::checks::{self, Outcome, knobs::Knobs};
+use kuberhealthy::checker::checks::{self, Outcome, knobs::Knobs};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;

@@ -9,8 +9,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
-use kuberhealthy::checks::knobs::Knobs;
-use kuberhealthy::checks::{pod_restarts, pod_status, resource_quota};
+use kuberhealthy::checker::checks::knobs::Knobs;
+use kuberhealthy::checker::checks::{pod_restarts, pod_status, resource_quota};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 

@@ -15,8 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kuberhealthy::checks::knobs::Knobs;
-use kuberhealthy::checks::{daemonset, deployment, storage};
+use kuberhealthy::checker::checks::knobs::Knobs;
+use kuberhealthy::checker::checks::{daemonset, deployment, storage};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -365,8 +365,8 @@ const RUN_TIME: Duration = Duration::from_secs(6);
 /// Runs the check under the time-out `checks::execute` puts around it: a check must finish,
 /// cleaning up included, before the runner would cut it off.
 async fn within_the_runners_time_out(
-    check: impl Future<Output = kuberhealthy::checks::Outcome>,
-) -> kuberhealthy::checks::Outcome {
+    check: impl Future<Output = kuberhealthy::checker::checks::Outcome>,
+) -> kuberhealthy::checker::checks::Outcome {
     tokio::time::timeout(RUN_TIME, check)
         .await
         .expect("the check, clean-up included, outlasted the time left it was given")

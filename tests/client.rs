@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use jiff::Timestamp;
-use kuberhealthy::client::{ReportError, Reporter};
+use kuberhealthy::checker::client::{ReportError, Reporter};
 use serde_json::Value;
 use tokio::sync::Mutex;
 

@@ -1,11 +1,13 @@
-//! The Kuberhealthy v2 resources (`comcast.github.io/v1`) and the names and formats that
-//! come with them.
+//! What the controller and the checkers share: the Kuberhealthy v2 resources
+//! (`comcast.github.io/v1`), the names and formats that come with them, and RBAC rule types.
 
+pub mod access;
 pub mod check;
 pub mod duration;
 pub mod job;
 pub mod names;
 pub mod state;
+pub mod time;
 pub mod validate;
 
 pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec};

@@ -1,10 +1,6 @@
 //! Names that v2 checker images, clients, dashboards and RBAC depend on. They are part of
 //! the compatibility contract: never rename them.
 
-/// API group and version of every resource.
-pub const GROUP: &str = "comcast.github.io";
-pub const VERSION: &str = "v1";
-
 /// Environment variables injected into every checker container.
 pub const ENV_REPORTING_URL: &str = "KH_REPORTING_URL";
 pub const ENV_RUN_UUID: &str = "KH_RUN_UUID";
@@ -33,7 +29,3 @@ pub const HEADER_RUN_UUID: &str = "kh-run-uuid";
 /// Report paths: v2's and v3's.
 pub const REPORT_PATH_V2: &str = "/externalCheckStatus";
 pub const REPORT_PATH_V3: &str = "/check";
-
-/// `khWorkload` values of a khstate.
-pub const WORKLOAD_CHECK: &str = "KHCheck";
-pub const WORKLOAD_JOB: &str = "KHJob";

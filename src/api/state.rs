@@ -84,7 +84,9 @@ pub struct KuberhealthyStateSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub run_finished_at: Option<Timestamp>,
-    /// The leader term that started run `uuid`: the fencing token of the run.
+    /// The leader term that started run `uuid`: a record for audits and failover tests. The
+    /// fence is the `resourceVersion` precondition on every write, with the term's own clock
+    /// checked before each write.
     #[serde(rename = "runTerm", default, skip_serializing_if = "Option::is_none")]
     pub run_term: Option<LeaderTerm>,
     /// The checker pod of run `uuid`.
@@ -153,7 +155,8 @@ impl KuberhealthyStateSpec {
     }
 }
 
-fn is_zero(n: &u32) -> bool {
+/// For `skip_serializing_if` of counters that are absent while zero.
+pub(crate) fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 

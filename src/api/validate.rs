@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use super::Workload;
 use super::duration::{self, DurationError};
 
 /// v2's timeout when `spec.timeout` is empty.
@@ -91,6 +92,19 @@ pub fn pod_spec(spec: &PodSpec) -> Result<(), Vec<SpecError>> {
     } else {
         Err(errors)
     }
+}
+
+/// How an invalid check or job is reported, in its khstate, its Event and on the status
+/// page: one message per field, prefixed with `namespace/name` and what it is.
+pub fn describe_invalid(key: &str, workload: Workload, errors: &[SpecError]) -> Vec<String> {
+    let what = match workload {
+        Workload::Check => "check",
+        Workload::Job => "job",
+    };
+    errors
+        .iter()
+        .map(|e| format!("{key}: invalid {what}: {e}"))
+        .collect()
 }
 
 /// Collects the errors of several field validations into one list.

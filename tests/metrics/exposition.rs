@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use kuberhealthy::config::PromMetricsConfig;
+use kuberhealthy::controller::config::PromMetricsConfig;
 
 use crate::{fixture, tools};
 
@@ -82,7 +82,7 @@ fn any_error_string_still_gives_valid_exposition() {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use kuberhealthy::metrics::{Metrics, MetricsSettings, MetricsSources};
+    use kuberhealthy::controller::metrics::{Metrics, MetricsSettings, MetricsSources};
 
     let nasty = [
         r#"quote " backslash \ brace } equals = comma , pipe |"#,

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use kuberhealthy::api::{KuberhealthyCheck, KuberhealthyState, KuberhealthyStateSpec};
-use kuberhealthy::config::PromMetricsConfig;
-use kuberhealthy::metrics::{Metrics, MetricsSettings, MetricsSources, OtlpSettings, RunOutcome};
-use kuberhealthy::status::{self, Snapshot, StatusPage};
+use kuberhealthy::controller::config::PromMetricsConfig;
+use kuberhealthy::controller::metrics::{
+    Metrics, MetricsSettings, MetricsSources, OtlpSettings, RunOutcome,
+};
+use kuberhealthy::controller::status::{self, Snapshot, StatusPage};
 use serde_json::json;
 
 pub const NOW: &str = "2021-03-01T06:10:00Z";

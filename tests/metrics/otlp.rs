@@ -8,8 +8,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::routing::post;
-use kuberhealthy::config::PromMetricsConfig;
-use kuberhealthy::metrics::OtlpSettings;
+use kuberhealthy::controller::config::PromMetricsConfig;
+use kuberhealthy::controller::metrics::OtlpSettings;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };

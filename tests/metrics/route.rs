@@ -7,10 +7,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use kuberhealthy::cache::Cache;
-use kuberhealthy::config::PromMetricsConfig;
-use kuberhealthy::http::{AppState, router};
-use kuberhealthy::metrics::{self, Metrics, MetricsSettings, MetricsSources};
+use kuberhealthy::controller::cache::Cache;
+use kuberhealthy::controller::config::PromMetricsConfig;
+use kuberhealthy::controller::metrics::{self, Metrics, MetricsSettings, MetricsSources};
+use kuberhealthy::controller::server::{AppState, router};
 use tokio::sync::watch;
 use tower::ServiceExt;
 

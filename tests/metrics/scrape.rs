@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kuberhealthy::config::PromMetricsConfig;
+use kuberhealthy::controller::config::PromMetricsConfig;
 use tokio::net::TcpListener;
 
 use crate::prometheus_server::{DashboardExpectation, PrometheusServer};
@@ -17,7 +17,7 @@ async fn prometheus_scrapes_the_v2_metrics_and_the_dashboard_queries_work() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        axum::serve(listener, kuberhealthy::metrics::router(metrics))
+        axum::serve(listener, kuberhealthy::controller::metrics::router(metrics))
             .await
             .unwrap()
     });

@@ -1,4 +1,4 @@
-//! `rbac/`, the chart's rendered RBAC and the code (`kuberhealthy::rbac`) cannot disagree.
+//! `rbac/`, the chart's rendered RBAC and the code (`kuberhealthy::generate::rbac`) cannot disagree.
 //! The chart installed as release `kuberhealthy` in namespace `kuberhealthy` renders the same
 //! ServiceAccount, roles, bindings and rules as `kuberhealthy rbac` prints and `rbac/` holds,
 //! cluster-wide and with `targetNamespace`; so does every built-in check's ServiceAccount
@@ -6,7 +6,7 @@
 //! --rules checks`) and `rbac/checks/` holds. `make crds-check` (CI) runs these tests.
 
 use anyhow::{Context, Result};
-use kuberhealthy::rbac;
+use kuberhealthy::generate::rbac;
 use kuberhealthy_e2e::session::workspace_root;
 use serde_json::{Value, json};
 
@@ -92,7 +92,7 @@ async fn namespace_scoped_rbac_is_the_same_in_the_chart_rbac_dir_and_code() {
 /// are what `kuberhealthy rbac --check NAME --namespace <the checks' namespace>
 /// [--target-namespace NS]` prints; cluster-wide, `rbac/checks/NAME.yaml` holds the same.
 async fn compare_checks(target: Option<&str>) -> Result<()> {
-    let mut code_names: Vec<&str> = kuberhealthy::checks::names().collect();
+    let mut code_names: Vec<&str> = kuberhealthy::checker::checks::names().collect();
     code_names.sort();
     let chart_names = chart_checks()?;
     anyhow::ensure!(
@@ -109,7 +109,7 @@ async fn compare_checks(target: Option<&str>) -> Result<()> {
     let namespace = target.unwrap_or("kuberhealthy");
     let mut failures = Vec::new();
     for name in code_names {
-        let check = kuberhealthy::checks::find(name).expect("a built-in check");
+        let check = kuberhealthy::checker::checks::find(name).expect("a built-in check");
         let account = rbac::check_service_account(name);
         let ours: Vec<Value> = chart
             .docs

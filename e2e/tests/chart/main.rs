@@ -4,7 +4,7 @@
 //!   documented toggle, asserting what each must render; every rendered manifest
 //!   server-side applied to the local API server with strict field validation.
 //! - `values_doc`: every value of `values.yaml` is documented in the chart's README.
-//! - `drift`: the chart's rendered RBAC, `rbac/` and `kuberhealthy::rbac` agree, in both
+//! - `drift`: the chart's rendered RBAC, `rbac/` and `kuberhealthy::generate::rbac` agree, in both
 //!   modes (`make crds-check` runs these too).
 //! - `lifecycle`: `helm install`, `helm upgrade` (a changed value lands) and `helm uninstall`.
 //! - `access`: the chart installed cluster-wide; three replicas run as its ServiceAccount

@@ -368,7 +368,7 @@ fn check_builtin(
             "{khc}"
         );
         let pod = &khc["spec"]["podSpec"];
-        let account = kuberhealthy::rbac::check_service_account(name);
+        let account = kuberhealthy::generate::rbac::check_service_account(name);
         ensure!(pod["serviceAccountName"] == account.as_str(), "{pod}");
         ensure!(
             pod["imagePullSecrets"] == controller_pod["imagePullSecrets"],
@@ -434,8 +434,8 @@ fn check_builtin(
 
         let sa = r.named("ServiceAccount", &account)?;
         ensure!(sa["metadata"]["namespace"] == checks_ns, "{sa}");
-        let check = kuberhealthy::checks::find(name).context("not a built-in check")?;
-        let rules = kuberhealthy::rbac::check_rules(check);
+        let check = kuberhealthy::checker::checks::find(name).context("not a built-in check")?;
+        let rules = kuberhealthy::generate::rbac::check_rules(check);
         let (role_kind, binding_kind) = match target {
             Some(_) => ("Role", "RoleBinding"),
             None => ("ClusterRole", "ClusterRoleBinding"),
@@ -530,16 +530,17 @@ fn check_rbac(r: &Rendered, ns: &str, account: &str, target: Option<&str>) -> Re
 }
 
 pub fn controller_policy() -> Value {
-    policy(kuberhealthy::rbac::CONTROLLER_RULES)
+    policy(kuberhealthy::generate::rbac::CONTROLLER_RULES)
 }
 
 pub fn lease_policy() -> Value {
-    policy(kuberhealthy::rbac::LEASE_RULES)
+    policy(kuberhealthy::generate::rbac::LEASE_RULES)
 }
 
 /// Rules as the chart writes them (the code's `rules_yaml`, read back).
-pub fn policy(rules: &[kuberhealthy::rbac::Rule]) -> Value {
-    serde_saphyr::from_str(&kuberhealthy::rbac::rules_yaml(rules)).expect("the code's rules")
+pub fn policy(rules: &[kuberhealthy::api::access::Rule]) -> Value {
+    serde_saphyr::from_str(&kuberhealthy::generate::rbac::rules_yaml(rules))
+        .expect("the code's rules")
 }
 
 /// One documented toggle: its values (`{ns}` is the release namespace) and what it must

@@ -1,0 +1,209 @@
+//! Metrics: Kuberhealthy v2's gauges (same names, labels and help) computed from the watch
+//! cache, and this project's controller metrics, recorded through OpenTelemetry instruments.
+//! Every replica serves them at `GET /metrics`; when an OTLP endpoint is configured the same
+//! instruments are also pushed there periodically.
+
+mod controller;
+mod exposition;
+mod freshness;
+mod labels;
+mod otlp;
+mod page;
+mod v2;
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::resource::{
+    EnvResourceDetector, ResourceDetector, TelemetryResourceDetector,
+};
+use prometheus::Registry;
+
+pub use controller::{
+    ACTION_FAILURES, ControllerMetrics, LEADER, REPORT_DURATION, RUN_START_LATENESS, RUNS_FAILED,
+    RUNS_STARTED, RUNS_SUCCEEDED, RUNS_TIMED_OUT, RunOutcome,
+};
+pub use exposition::{respond, router};
+pub use labels::error_label;
+pub use otlp::OtlpSettings;
+pub use page::{LeaderSource, PageSource, from_cache, from_leadership};
+pub use v2::{CHECK, CHECK_DURATION, CLUSTER_STATE, JOB, JOB_DURATION, RUNNING};
+
+use crate::controller::config::PromMetricsConfig;
+use page::PageMemo;
+
+/// The instrumentation scope of every instrument (OTLP shows it; `/metrics` does not).
+const METER_NAME: &str = "kuberhealthy";
+/// `OTEL_SERVICE_NAME`, which overrides the `service.name` default.
+const SERVICE_NAME_VARIABLE: &str = "OTEL_SERVICE_NAME";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("{variable}={value:?}: {reason}")]
+    Setting {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot build the {0}")]
+    Exporter(String),
+    #[error("cannot encode the metrics: {0}")]
+    Encode(String),
+    #[error("metrics provider: {0}")]
+    Provider(String),
+}
+
+/// What the metrics are configured with.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// v2's `promMetricsConfig` (the `error` label).
+    pub prom: PromMetricsConfig,
+    /// Where to push, or `None` for no push.
+    pub otlp: Option<OtlpSettings>,
+    /// This replica's name: the OTLP resource's `service.instance.id`.
+    pub instance: String,
+}
+
+/// What the metrics read: the status page, and whether this replica leads.
+#[derive(Clone)]
+pub struct MetricsSources {
+    pub page: PageSource,
+    pub is_leader: LeaderSource,
+}
+
+/// All the metrics of one replica. Cheap to clone; the clones share one meter provider.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    provider: SdkMeterProvider,
+    registry: Registry,
+    memo: Arc<PageMemo>,
+    controller: ControllerMetrics,
+    otlp: Option<OtlpSettings>,
+}
+
+impl Metrics {
+    pub fn new(
+        settings: MetricsSettings,
+        sources: MetricsSources,
+    ) -> Result<Metrics, MetricsError> {
+        let (prometheus, registry) = exposition::exporter()?;
+        let mut provider = SdkMeterProvider::builder()
+            .with_resource(resource(&settings.instance))
+            .with_reader(prometheus);
+        if let Some(otlp) = &settings.otlp {
+            provider = provider.with_reader(otlp::reader(otlp)?);
+        }
+        let provider = provider.build();
+
+        let meter = provider.meter_with_scope(
+            opentelemetry::InstrumentationScope::builder(METER_NAME)
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let memo = Arc::new(PageMemo::new(sources.page));
+        v2::register(&meter, memo.clone(), settings.prom);
+        freshness::register(&meter, memo.clone());
+        controller::register_leader(&meter, sources.is_leader);
+        let controller = ControllerMetrics::new(&meter);
+        Ok(Metrics {
+            inner: Arc::new(Inner {
+                provider,
+                registry,
+                memo,
+                controller,
+                otlp: settings.otlp,
+            }),
+        })
+    }
+
+    /// The handle the scheduler and the report handler record with.
+    pub fn controller(&self) -> ControllerMetrics {
+        self.inner.controller.clone()
+    }
+
+    /// Where metrics are pushed, if anywhere.
+    pub fn otlp(&self) -> Option<&OtlpSettings> {
+        self.inner.otlp.as_ref()
+    }
+
+    /// The Prometheus text exposition, from a page rendered for this scrape.
+    pub fn exposition(&self) -> Result<String, MetricsError> {
+        self.inner.memo.refresh();
+        exposition::encode(&self.inner.registry)
+    }
+
+    /// Pushes a last time and stops the OTLP reader. Blocks: call it off the async workers.
+    pub fn shutdown(&self) -> Result<(), MetricsError> {
+        self.inner
+            .provider
+            .shutdown()
+            .map_err(|e| MetricsError::Provider(format!("shutdown, with a last OTLP push: {e}")))
+    }
+}
+
+/// The metrics of one `kuberhealthy run` replica: its cache, its Lease holder watch and its
+/// leadership, OTLP from the standard environment. Logs whether and where OTLP pushes.
+pub fn for_replica(
+    settings: &crate::controller::config::Settings,
+    cache: crate::controller::cache::Cache,
+    holder: crate::controller::leader::Holder,
+    leadership: crate::controller::leader::Leadership,
+) -> Result<Metrics, MetricsError> {
+    let otlp = OtlpSettings::from_env()?;
+    let metrics = Metrics::new(
+        MetricsSettings {
+            prom: settings.prom_metrics_config.clone(),
+            otlp,
+            instance: settings.pod_name.clone(),
+        },
+        MetricsSources {
+            page: from_cache(cache, holder),
+            is_leader: from_leadership(leadership),
+        },
+    )?;
+    match metrics.otlp() {
+        Some(otlp) => tracing::info!(
+            endpoint = %otlp.endpoint,
+            interval = ?otlp.effective_interval(),
+            "OTLP metrics export is on"
+        ),
+        None => tracing::info!(
+            "OTLP metrics export is off; set {} or {} to push metrics",
+            otlp::ENDPOINT,
+            otlp::METRICS_ENDPOINT
+        ),
+    }
+    Ok(metrics)
+}
+
+/// `service.name=kuberhealthy` and `service.instance.id=<pod>` by default; the standard
+/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` override them, in that order.
+fn resource(instance: &str) -> Resource {
+    let mut builder = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", METER_NAME),
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", instance.to_string()),
+        ])
+        .with_detectors(&[
+            Box::new(TelemetryResourceDetector) as Box<dyn ResourceDetector>,
+            Box::new(EnvResourceDetector::new()),
+        ]);
+    if let Some(name) = std::env::var(SERVICE_NAME_VARIABLE)
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+    {
+        builder = builder.with_service_name(name);
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests;

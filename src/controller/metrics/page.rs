@@ -1,0 +1,131 @@
+//! Where the v2 gauges read from: a status page computed from the watch cache, rendered once
+//! per collection rather than once per instrument.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::controller::cache::Cache;
+use crate::controller::leader::{Holder, Leadership};
+use crate::controller::status::{self, Snapshot, StatusPage};
+
+/// Produces the current, unfiltered status page. Reads memory only: it runs on every scrape.
+pub type PageSource = Arc<dyn Fn() -> StatusPage + Send + Sync>;
+
+/// Tells whether this replica leads right now.
+pub type LeaderSource = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How long a rendered page is reused by the instrument callbacks of one collection.
+const MAX_AGE: Duration = Duration::from_millis(500);
+
+/// The page of the replica's cache, as `GET /` shows it without a namespace filter.
+pub fn from_cache(cache: Cache, holder: Holder) -> PageSource {
+    let metadata = BTreeMap::new();
+    Arc::new(move || {
+        let checks = cache.checks.state();
+        let jobs = cache.jobs.state();
+        let states = cache.states.state();
+        let holder = holder.borrow().clone();
+        let snapshot = Snapshot {
+            checks: &checks,
+            jobs: &jobs,
+            states: &states,
+            current_master: holder.as_deref(),
+            metadata: &metadata,
+            now: Timestamp::now(),
+        };
+        status::render(&snapshot, &BTreeSet::new())
+    })
+}
+
+/// Leading means holding a term that is still valid by this replica's clock.
+pub fn from_leadership(leadership: Leadership) -> LeaderSource {
+    Arc::new(move || {
+        leadership
+            .borrow()
+            .as_ref()
+            .is_some_and(|term| term.is_valid())
+    })
+}
+
+/// The last rendered page, shared by the callbacks of all v2 gauges so that one collection
+/// sees one consistent page (a check cannot be failing in one series and passing in another).
+pub(crate) struct PageMemo {
+    source: PageSource,
+    last: Mutex<Option<(Instant, Arc<StatusPage>)>>,
+}
+
+impl PageMemo {
+    pub(crate) fn new(source: PageSource) -> PageMemo {
+        PageMemo {
+            source,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Renders now; a scrape calls this first so it never sees an older page.
+    pub(crate) fn refresh(&self) -> Arc<StatusPage> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let page = Arc::new((self.source)());
+        *last = Some((Instant::now(), page.clone()));
+        page
+    }
+
+    /// The page rendered within [`MAX_AGE`], or a new one.
+    pub(crate) fn current(&self) -> Arc<StatusPage> {
+        {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, page)) = last.as_ref()
+                && at.elapsed() < MAX_AGE
+            {
+                return page.clone();
+            }
+        }
+        self.refresh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn counting_source() -> (PageSource, Arc<AtomicUsize>) {
+        let renders = Arc::new(AtomicUsize::new(0));
+        let count = renders.clone();
+        let source: PageSource = Arc::new(move || {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            StatusPage {
+                ok: true,
+                errors: vec![],
+                check_details: BTreeMap::new(),
+                job_details: BTreeMap::new(),
+                current_master: format!("render-{n}"),
+                metadata: BTreeMap::new(),
+            }
+        });
+        (source, renders)
+    }
+
+    #[test]
+    fn callbacks_of_one_collection_share_one_render() {
+        let (source, renders) = counting_source();
+        let memo = PageMemo::new(source);
+        assert_eq!(memo.current().current_master, "render-1");
+        assert_eq!(memo.current().current_master, "render-1");
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn refresh_always_renders() {
+        let (source, renders) = counting_source();
+        let memo = PageMemo::new(source);
+        memo.current();
+        assert_eq!(memo.refresh().current_master, "render-2");
+        assert_eq!(memo.current().current_master, "render-2");
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+    }
+}

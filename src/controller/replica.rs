@@ -1,0 +1,182 @@
+//! What one `kuberhealthy run` process does: keep the cache, contend for the Lease, serve
+//! HTTP, and stop cleanly on SIGTERM (leader tasks first, then the Lease is released).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::{HeaderName, HeaderValue};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::cache::Cache;
+use crate::controller::config::Settings;
+use crate::controller::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
+use crate::controller::metrics;
+use crate::controller::metrics::ControllerMetrics;
+use crate::controller::report::{self, ReportContext};
+use crate::controller::run::execute::{Executor, ExecutorSettings};
+use crate::controller::run::plan::PlanSettings;
+use crate::controller::run::reap::Retention;
+use crate::controller::run::supervisor::Supervisor;
+use crate::controller::server::{self, AppState};
+use crate::controller::store::States;
+
+/// A client whose user agent names this replica, so the API server's audit log and
+/// metrics can tell replicas apart.
+pub async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
+    let mut config = kube::Config::infer()
+        .await
+        .context("cannot find a Kubernetes API server: run in a pod with a service account, or set KUBECONFIG")?;
+    let agent = format!(
+        "kuberhealthy/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        settings.pod_name
+    );
+    config.headers.push((
+        HeaderName::from_static("user-agent"),
+        HeaderValue::from_str(&agent).context("POD_NAME must be printable ASCII")?,
+    ));
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let client = client(&settings).await?;
+    let shutdown = CancellationToken::new();
+
+    let cache = Cache::start(client.clone(), settings.target_namespace.as_deref());
+    let (holder, lease_synced) = leader::watch_holder(
+        client.clone(),
+        &settings.pod_namespace,
+        &settings.lease.name,
+    );
+
+    let store = KubeLeaseStore::new(
+        client.clone(),
+        &settings.pod_namespace,
+        &settings.lease.name,
+    );
+    let (elector, leadership) = Elector::new(
+        ElectorConfig {
+            identity: settings.pod_name.clone(),
+            lease_duration: settings.lease.lease_duration.as_duration(),
+            renew_deadline: settings.lease.renew_deadline.as_duration(),
+            retry_period: settings.lease.retry_period.as_duration(),
+        },
+        store,
+    );
+    let elector = tokio::spawn(
+        elector
+            .with_holder_watch(holder.clone())
+            .run(shutdown.clone()),
+    );
+    let metrics =
+        metrics::for_replica(&settings, cache.clone(), holder.clone(), leadership.clone())
+            .context("cannot set up metrics")?;
+    tokio::spawn(supervise_each_term(
+        leadership,
+        cache.clone(),
+        client.clone(),
+        leader_settings(&settings, metrics.controller()),
+    ));
+
+    let reports = report::router(ReportContext {
+        cache: cache.clone(),
+        client: client.clone(),
+        states: States::new(client.clone()),
+        identity: settings.pod_name.as_str().into(),
+        metrics: metrics.controller(),
+    });
+
+    let app = server::router(AppState {
+        cache,
+        holder,
+        lease_synced,
+        metadata: Arc::new(settings.state_metadata.clone()),
+        metrics: metrics.clone(),
+    })
+    .merge(reports);
+    let listener = TcpListener::bind(settings.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
+    tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /metrics, /healthz and /readyz");
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping leader tasks, then releasing the Lease");
+    shutdown.cancel();
+    elector.await.context("the elector task failed")?;
+    server.await.context("the HTTP server task failed")??;
+    // Last OTLP push; blocking, so off the async workers.
+    match tokio::task::spawn_blocking(move || metrics.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "metrics did not shut down cleanly"),
+        Err(error) => tracing::warn!(%error, "the metrics shutdown task failed"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What the leader's supervisor of each term is made of.
+#[derive(Clone)]
+struct LeaderSettings {
+    executor: ExecutorSettings,
+    plan: PlanSettings,
+    starts_per_second: u32,
+}
+
+fn leader_settings(settings: &Settings, metrics: ControllerMetrics) -> LeaderSettings {
+    LeaderSettings {
+        executor: ExecutorSettings {
+            identity: settings.pod_name.clone(),
+            reporting_url: settings.reporting_url.clone(),
+            metrics,
+        },
+        plan: PlanSettings {
+            retention: Retention {
+                max_completed: settings.max_completed_pod_count as usize,
+                max_failed: settings.max_error_pod_count as usize,
+                max_age: settings.max_check_pod_age.as_duration(),
+            },
+            max_khjob_age: settings.max_khjob_age.as_duration(),
+        },
+        starts_per_second: settings.max_starts_per_second,
+    }
+}
+
+/// Runs the supervisor for every term this replica leads, under the term's token.
+async fn supervise_each_term(
+    mut leadership: Leadership,
+    cache: Cache,
+    client: kube::Client,
+    settings: LeaderSettings,
+) {
+    loop {
+        let term = leadership.borrow_and_update().clone();
+        if let Some(term) = term {
+            let executor = Executor::new(client.clone(), term.clone(), settings.executor.clone());
+            let supervisor = Supervisor::new(
+                cache.clone(),
+                executor,
+                term.clone(),
+                settings.plan,
+                settings.starts_per_second,
+            );
+            term.spawn(supervisor.run());
+        }
+        if leadership.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

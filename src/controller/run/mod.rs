@@ -1,0 +1,15 @@
+//! The run lifecycle. Pure: when checks are due ([`schedule`]), building checker pods
+//! ([`pod`]), judging runs in flight ([`verdict`]), state transitions ([`transition`]),
+//! retention ([`reap`]), and the planner that decides the leader's [`action`]s from them
+//! ([`plan`]). I/O: the [`execute`]or that carries actions out, and the [`supervisor`] that
+//! loops the two for one leader term.
+
+pub mod action;
+pub mod execute;
+pub mod plan;
+pub mod pod;
+pub mod reap;
+pub mod schedule;
+pub mod supervisor;
+pub mod transition;
+pub mod verdict;

@@ -1,0 +1,238 @@
+//! How a state changes when a run starts and when it finishes (pure). Writes of these
+//! states carry the `resourceVersion` they were computed from.
+
+use jiff::Timestamp;
+
+use crate::api::duration;
+use crate::api::{KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
+
+/// At most this many errors, of at most this many bytes each, are kept per history entry:
+/// the history must never push a khstate towards etcd's object size limit.
+const HISTORY_ERRORS: usize = 5;
+const HISTORY_ERROR_BYTES: usize = 1024;
+
+pub struct RunStart<'a> {
+    pub uuid: &'a str,
+    pub started_at: Timestamp,
+    pub deadline: Timestamp,
+    pub term: &'a LeaderTerm,
+    pub pod: &'a str,
+    pub namespace: &'a str,
+    pub workload: Workload,
+}
+
+/// The state of a new run. The last result (OK, Errors, LastRun, ...) stays visible while
+/// the run is in flight.
+pub fn started(
+    previous: Option<&KuberhealthyStateSpec>,
+    run: RunStart<'_>,
+) -> KuberhealthyStateSpec {
+    let mut s = previous.cloned().unwrap_or_else(|| KuberhealthyStateSpec {
+        ok: true,
+        run_duration: "0s".into(),
+        ..Default::default()
+    });
+    s.uuid = run.uuid.into();
+    s.namespace = run.namespace.into();
+    s.authoritative_pod = run.term.holder.clone();
+    s.workload = Some(run.workload);
+    s.run_started_at = Some(run.started_at);
+    s.run_deadline = Some(run.deadline);
+    s.run_finished_at = None;
+    s.run_term = Some(run.term.clone());
+    s.run_pod = Some(run.pod.into());
+    s
+}
+
+/// The state once run `uuid` finished with this result, written by replica `writer`.
+pub fn finished(
+    previous: &KuberhealthyStateSpec,
+    ok: bool,
+    errors: Vec<String>,
+    now: Timestamp,
+    writer: &str,
+    node: Option<String>,
+) -> KuberhealthyStateSpec {
+    let mut s = previous.clone();
+    let started = s.run_started_at.unwrap_or(now);
+    let took = now.duration_since(started).unsigned_abs();
+    s.ok = ok;
+    s.run_duration = duration::format(took);
+    s.last_run = Some(now);
+    s.run_finished_at = Some(now);
+    s.authoritative_pod = writer.into();
+    if let Some(node) = node.filter(|n| !n.is_empty()) {
+        s.node = node;
+    }
+    if ok {
+        s.last_ok_at = Some(now);
+        s.consecutive_failures = 0;
+    } else {
+        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+    }
+    s.push_history(RunResult {
+        uuid: s.uuid.clone(),
+        started_at: started,
+        finished_at: now,
+        ok,
+        errors: errors
+            .iter()
+            .take(HISTORY_ERRORS)
+            .map(|e| truncate(e, HISTORY_ERROR_BYTES))
+            .collect(),
+    });
+    s.errors = errors;
+    s
+}
+
+/// The state of a check or job whose spec cannot run: its errors, and no run.
+pub fn invalid(
+    previous: Option<&KuberhealthyStateSpec>,
+    errors: Vec<String>,
+    namespace: &str,
+    workload: Workload,
+    writer: &str,
+    now: Timestamp,
+) -> KuberhealthyStateSpec {
+    let mut s = previous.cloned().unwrap_or_default();
+    s.ok = false;
+    s.errors = errors;
+    s.namespace = namespace.into();
+    s.authoritative_pod = writer.into();
+    s.workload = Some(workload);
+    s.last_run = Some(now);
+    if s.run_duration.is_empty() {
+        s.run_duration = "0s".into();
+    }
+    s
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn term() -> LeaderTerm {
+        LeaderTerm {
+            holder: "kh-0".into(),
+            transitions: 3,
+        }
+    }
+
+    fn start(previous: Option<&KuberhealthyStateSpec>) -> KuberhealthyStateSpec {
+        started(
+            previous,
+            RunStart {
+                uuid: "u1",
+                started_at: ts("2026-01-01T00:00:00Z"),
+                deadline: ts("2026-01-01T00:05:00Z"),
+                term: &term(),
+                pod: "c-u1",
+                namespace: "ns",
+                workload: Workload::Check,
+            },
+        )
+    }
+
+    #[test]
+    fn a_first_run_starts_from_an_empty_ok_state() {
+        let s = start(None);
+        assert!(s.run_in_flight());
+        assert!(s.ok);
+        assert_eq!(s.run_duration, "0s");
+        assert_eq!(s.authoritative_pod, "kh-0");
+        assert_eq!(s.run_term, Some(term()));
+        assert_eq!(s.run_pod.as_deref(), Some("c-u1"));
+    }
+
+    #[test]
+    fn a_new_run_keeps_the_last_result_visible() {
+        let previous = KuberhealthyStateSpec {
+            ok: false,
+            errors: vec!["boom".into()],
+            ..Default::default()
+        };
+        let s = start(Some(&previous));
+        assert!(!s.ok);
+        assert_eq!(s.errors, ["boom"]);
+    }
+
+    #[test]
+    fn finishing_records_the_result_and_counts_failures() {
+        let running = start(None);
+        let failed = finished(
+            &running,
+            false,
+            vec!["e1".into(), "e2".into()],
+            ts("2026-01-01T00:00:03.5Z"),
+            "kh-1",
+            Some("node-a".into()),
+        );
+        assert!(!failed.run_in_flight());
+        assert_eq!(failed.run_duration, "3.5s");
+        assert_eq!(failed.last_run, Some(ts("2026-01-01T00:00:03.5Z")));
+        assert_eq!(failed.authoritative_pod, "kh-1", "the writer, as in v2");
+        assert_eq!(failed.node, "node-a");
+        assert_eq!(failed.consecutive_failures, 1);
+        assert_eq!(failed.history[0].uuid, "u1");
+        assert_eq!(failed.history[0].errors, ["e1", "e2"]);
+        let again = finished(
+            &start(Some(&failed)),
+            false,
+            vec!["e".into()],
+            ts("2026-01-01T00:10:00Z"),
+            "kh-1",
+            None,
+        );
+        assert_eq!(again.consecutive_failures, 2);
+        assert_eq!(again.node, "node-a", "an unknown node keeps the last one");
+        let ok = finished(
+            &start(Some(&again)),
+            true,
+            vec![],
+            ts("2026-01-01T00:20:00Z"),
+            "kh-1",
+            None,
+        );
+        assert_eq!(ok.consecutive_failures, 0);
+        assert_eq!(ok.last_ok_at, Some(ts("2026-01-01T00:20:00Z")));
+        assert_eq!(ok.history.len(), 3);
+    }
+
+    #[test]
+    fn history_errors_are_bounded() {
+        let errors: Vec<String> = (0..10)
+            .map(|i| format!("{i}{}", "é".repeat(1000)))
+            .collect();
+        let s = finished(
+            &start(None),
+            false,
+            errors.clone(),
+            ts("2026-01-01T00:00:01Z"),
+            "kh-0",
+            None,
+        );
+        assert_eq!(s.errors, errors, "the result itself is kept whole");
+        assert_eq!(s.history[0].errors.len(), 5);
+        assert!(
+            s.history[0]
+                .errors
+                .iter()
+                .all(|e| e.len() <= 1024 + '…'.len_utf8())
+        );
+    }
+}

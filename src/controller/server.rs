@@ -1,0 +1,114 @@
+//! The routes every replica serves: the status page, `/metrics`, `/healthz`, `/readyz`.
+//! Reads are served from the watch-fed cache only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::controller::cache::Cache;
+use crate::controller::leader::Holder;
+use crate::controller::metrics::{self, Metrics};
+use crate::controller::reply::json_error;
+use crate::controller::status::{self, Snapshot};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cache: Cache,
+    pub holder: Holder,
+    pub lease_synced: watch::Receiver<bool>,
+    pub metadata: Arc<BTreeMap<String, String>>,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page).fallback(method_not_allowed))
+        .route("/json", get(status_page).fallback(method_not_allowed))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_page))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "no such path; the status page is GET / or GET /json, metrics are GET /metrics",
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the status page only answers GET",
+    )
+}
+
+/// Prometheus text exposition, computed from the cache.
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    metrics::respond(&state.metrics)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let mut waiting: Vec<&str> = state.cache.unsynced();
+    if !*state.lease_synced.borrow() {
+        waiting.push("the Lease");
+    }
+    if waiting.is_empty() {
+        "ok".into_response()
+    } else {
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: waiting for the first list of {}",
+                waiting.join(", ")
+            ),
+        )
+    }
+}
+
+async fn status_page(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    // As in v2: a body means a checker posted its report to the wrong URL.
+    if !body.is_empty() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the status page takes no request body; checker pods report with POST to /externalCheckStatus",
+        );
+    }
+    let checks = state.cache.checks.state();
+    let jobs = state.cache.jobs.state();
+    let states = state.cache.states.state();
+    let holder = state.holder.borrow().clone();
+    let snapshot = Snapshot {
+        checks: &checks,
+        jobs: &jobs,
+        states: &states,
+        current_master: holder.as_deref(),
+        metadata: &state.metadata,
+        now: Timestamp::now(),
+    };
+    let filter = status::parse_namespace_filter(query.get("namespace").map(String::as_str));
+    let page = status::render(&snapshot, &filter);
+    // Opt-in for plain uptime monitors: `?strict=true` answers 503 when not OK.
+    let strict = query.get("strict").is_some_and(|v| v == "true" || v == "1");
+    let code = if strict && !page.ok {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::to_string_pretty(&page).expect("the status page always serializes");
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
