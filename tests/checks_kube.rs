@@ -1,24 +1,15 @@
 //! The checks that read the cluster (pod-restarts, pod-status, resource-quota) through the
-//! real Kubernetes client, against a fake API server on 127.0.0.1 that answers lists: which
-//! paths they read (one namespace or all) and what they conclude from the answers, and an API
+//! real Kubernetes client, against the fake API server of `support/fake_api.rs`: which paths
+//! they read (one namespace or all) and what they conclude from the answers, and an API
 //! refusal named in the error.
 
-use std::sync::Arc;
+mod support;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
 use jiff::Timestamp;
 use kuberhealthy::checker::checks::knobs::Knobs;
 use kuberhealthy::checker::checks::{pod_restarts, pod_status, resource_quota};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
-
-type Seen = Arc<Mutex<Vec<String>>>;
-
-fn list(kind: &str, items: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
-}
+use support::fake_api::{Cluster, Happened, Shared, fake_api};
 
 fn pod(ns: &str, name: &str, phase: &str, created: &str, restarts: i32) -> Value {
     json!({
@@ -33,76 +24,53 @@ fn pod(ns: &str, name: &str, phase: &str, created: &str, restarts: i32) -> Value
     })
 }
 
-fn answer(path: &str) -> (StatusCode, Value) {
+/// Nothing reacts: these checks only read.
+fn no_controller(_: &mut Cluster, _: &Happened) {}
+
+/// Pods and events in namespace `shop`, a quota in `kube-system`, each also listed from all
+/// namespaces; pods of namespace `vault` are refused.
+fn seed(c: &mut Cluster) {
     let long_ago = "2020-01-01T00:00:00Z";
-    let pods = || {
-        list(
-            "PodList",
-            json!([
-                pod("shop", "cart-1", "Running", long_ago, 12),
-                pod("shop", "cart-2", "Pending", long_ago, 0),
-                pod("shop", "cart-3", "Running", long_ago, 0),
-            ]),
-        )
-    };
-    match path {
-        "/api/v1/namespaces/shop/pods" | "/api/v1/pods" => (StatusCode::OK, pods()),
-        "/api/v1/namespaces/shop/events" | "/api/v1/events" => (
-            StatusCode::OK,
-            list(
-                "EventList",
-                json!([{
-                    "metadata": {"namespace": "shop", "name": "cart-3.1"},
-                    "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "cart-3"},
-                    "reason": "BackOff", "count": 11
-                }]),
-            ),
-        ),
-        "/api/v1/namespaces/kube-system/resourcequotas" | "/api/v1/resourcequotas" => (
-            StatusCode::OK,
-            list(
-                "ResourceQuotaList",
-                json!([{
-                    "metadata": {"namespace": "kube-system", "name": "compute"},
-                    "status": {
-                        "hard": {"limits.cpu": "2", "limits.memory": "1Gi"},
-                        "used": {"limits.cpu": "1900m", "limits.memory": "100Mi"}
-                    }
-                }]),
-            ),
-        ),
-        "/api/v1/namespaces/kuberhealthy/resourcequotas" => {
-            (StatusCode::OK, list("ResourceQuotaList", json!([])))
-        }
-        _ => (
-            StatusCode::FORBIDDEN,
-            json!({
-                "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
-                "reason": "Forbidden", "message": format!("{path} is forbidden")
-            }),
-        ),
+    for pods in ["/api/v1/namespaces/shop/pods", "/api/v1/pods"] {
+        c.put(pods, pod("shop", "cart-1", "Running", long_ago, 12));
+        c.put(pods, pod("shop", "cart-2", "Pending", long_ago, 0));
+        c.put(pods, pod("shop", "cart-3", "Running", long_ago, 0));
     }
+    for events in ["/api/v1/namespaces/shop/events", "/api/v1/events"] {
+        c.put(
+            events,
+            json!({
+                "metadata": {"namespace": "shop", "name": "cart-3.1"},
+                "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "cart-3"},
+                "reason": "BackOff", "count": 11
+            }),
+        );
+    }
+    for quotas in [
+        "/api/v1/namespaces/kube-system/resourcequotas",
+        "/api/v1/resourcequotas",
+    ] {
+        c.put(
+            quotas,
+            json!({
+                "metadata": {"namespace": "kube-system", "name": "compute"},
+                "status": {
+                    "hard": {"limits.cpu": "2", "limits.memory": "1Gi"},
+                    "used": {"limits.cpu": "1900m", "limits.memory": "100Mi"}
+                }
+            }),
+        );
+    }
+    c.forbidden.push("/api/v1/namespaces/vault/pods".into());
 }
 
-async fn fake_api() -> (kube::Client, Seen) {
-    let seen: Seen = Arc::default();
-    let app = Router::new()
-        .fallback(|State(seen): State<Seen>, uri: Uri| async move {
-            seen.lock().await.push(uri.path().to_string());
-            let (status, body) = answer(uri.path());
-            (status, axum::Json(body))
-        })
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let config = kube::Config::new(url.parse().unwrap());
-    (kube::Client::try_from(config).unwrap(), seen)
+fn lists(cluster: &Shared) -> Vec<String> {
+    cluster.lock().unwrap().lists.clone()
 }
 
 #[tokio::test]
 async fn pod_restarts_reads_one_namespace_or_all() {
-    let (client, seen) = fake_api().await;
+    let (client, cluster) = fake_api(no_controller, seed).await;
     let mut knobs = Knobs::from_pairs(&[("POD_NAMESPACE", "shop")]);
     let config = pod_restarts::Config::read(&mut knobs);
     let observed = pod_restarts::observe(client.clone(), &config)
@@ -118,7 +86,7 @@ async fn pod_restarts_reads_one_namespace_or_all() {
     let config = pod_restarts::Config::read(&mut Knobs::from_pairs(&[]));
     pod_restarts::observe(client, &config).await.unwrap();
     assert_eq!(
-        *seen.lock().await,
+        lists(&cluster),
         [
             "/api/v1/namespaces/shop/events",
             "/api/v1/namespaces/shop/pods",
@@ -130,7 +98,7 @@ async fn pod_restarts_reads_one_namespace_or_all() {
 
 #[tokio::test]
 async fn pod_status_names_the_stuck_pod_and_a_refusal() {
-    let (client, _) = fake_api().await;
+    let (client, _) = fake_api(no_controller, seed).await;
     let mut knobs = Knobs::from_pairs(&[("TARGET_NAMESPACE", "shop")]);
     let config = pod_status::Config::read(&mut knobs);
     let observed = pod_status::observe(client.clone(), &config).await.unwrap();
@@ -154,7 +122,7 @@ async fn pod_status_names_the_stuck_pod_and_a_refusal() {
 
 #[tokio::test]
 async fn resource_quota_reads_the_whitelisted_namespaces() {
-    let (client, seen) = fake_api().await;
+    let (client, cluster) = fake_api(no_controller, seed).await;
     let config = resource_quota::Config::read(&mut Knobs::from_pairs(&[]));
     let observed = resource_quota::observe(client.clone(), &config)
         .await
@@ -173,7 +141,7 @@ async fn resource_quota_reads_the_whitelisted_namespaces() {
     let config = resource_quota::Config::read(&mut Knobs::from_pairs(&[("WHITELIST", "*")]));
     resource_quota::observe(client, &config).await.unwrap();
     assert_eq!(
-        *seen.lock().await,
+        lists(&cluster),
         [
             "/api/v1/namespaces/kube-system/resourcequotas",
             "/api/v1/namespaces/kuberhealthy/resourcequotas",
