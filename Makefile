@@ -43,6 +43,7 @@ rbac: bin
 	$(KH) rbac > rbac/kuberhealthy.yaml
 	$(KH) rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
 	$(KH) rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
+	$(KH) rbac --rules auth > charts/kuberhealthy/files/auth-rules.yaml
 	$(KH) rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
 	$(KH) rbac --rules checks > charts/kuberhealthy/files/check-rules.yaml
 	rm -rf rbac/checks && mkdir -p rbac/checks
@@ -58,6 +59,8 @@ crds-check: bin
 	  || { echo "crds-check: rbac/kuberhealthy-namespaced.yaml is stale; run 'make rbac' and commit it"; exit 1; }
 	@$(KH) rbac --rules controller | diff -u charts/kuberhealthy/files/controller-rules.yaml - \
 	  || { echo "crds-check: the chart's controller rules are stale; run 'make rbac' and commit them"; exit 1; }
+	@$(KH) rbac --rules auth | diff -u charts/kuberhealthy/files/auth-rules.yaml - \
+	  || { echo "crds-check: the chart's auth rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(KH) rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
 	  || { echo "crds-check: the chart's lease rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(KH) rbac --rules checks | diff -u charts/kuberhealthy/files/check-rules.yaml - \

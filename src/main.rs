@@ -40,6 +40,13 @@ enum Command {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(kuberhealthy::checker::checks::names()))]
         name: String,
     },
+    /// Ask for a run of a check now: sets its `kuberhealthy.github.io/run-requested-at`
+    /// annotation (with the kubeconfig's credentials); the leader starts one run for it.
+    RunNow {
+        /// The check, as `namespace/name`.
+        #[arg(value_name = "NAMESPACE/NAME")]
+        check: String,
+    },
     /// Print the ServiceAccount and RBAC the controller needs, as YAML.
     Rbac {
         /// The namespace the replicas run in (their ServiceAccount and Lease).
@@ -48,9 +55,10 @@ enum Command {
         /// Grant access to this namespace only (Roles, no ClusterRole), for TARGET_NAMESPACE.
         #[arg(long)]
         target_namespace: Option<String>,
-        /// Print only the rules of `controller`, `lease`, or every built-in check as a map
+        /// Print only the rules of `controller`, `auth` (POST /api/run's reviews, cluster-wide
+        /// only), `lease`, or every built-in check as a map
         /// `check -> rules` (`checks`), for the Helm chart's files/.
-        #[arg(long, value_parser = ["controller", "lease", "checks"])]
+        #[arg(long, value_parser = ["controller", "auth", "lease", "checks"])]
         rules: Option<String>,
         /// Print the ServiceAccount and RBAC of this built-in check instead (its pods run in
         /// --namespace; --target-namespace limits it to one namespace).
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
             }
             match rules.as_deref() {
                 Some("controller") => print!("{}", rbac::rules_yaml(rbac::CONTROLLER_RULES)),
+                Some("auth") => print!("{}", rbac::rules_yaml(rbac::AUTH_RULES)),
                 Some("lease") => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),
                 Some(_) => print!("{}", rbac::check_rules_yaml()),
                 None => {
@@ -114,6 +123,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { name } => check(&name),
+        Command::RunNow { check } => match run_now(&check) {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kuberhealthy run-now: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Report { ok, error } => match report(ok, error) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -143,6 +162,37 @@ fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::checker::cl
         } else {
             reporter.report_failure(&errors).await
         }
+    })
+}
+
+fn run_now(check: &str) -> anyhow::Result<String> {
+    let Some((namespace, name)) = check
+        .split_once('/')
+        .filter(|(n, c)| !n.is_empty() && !c.is_empty())
+    else {
+        anyhow::bail!(
+            "{check:?} is not NAMESPACE/NAME: name the check with its namespace, such as kuberhealthy/dns-status"
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime");
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the cluster (KUBECONFIG or in-cluster): {e}"))?;
+        let at = kuberhealthy::controller::run_now::request(client, namespace, name)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot set the run-now annotation of khcheck {check}: {}",
+                    kuberhealthy::controller::api_error::reason(&e)
+                )
+            })?;
+        Ok(format!(
+            "requested a run of {check} at {at}; the leader starts it once any run in flight has finished"
+        ))
     })
 }
 

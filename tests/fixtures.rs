@@ -49,7 +49,10 @@ check_fixture!(pod_status_check, "pod-status.yaml");
 fn blog_post_check_timing() {
     let check: KuberhealthyCheck = round_trip("openbayes-gear-check.yaml");
     let timing = check.validate().unwrap();
-    assert_eq!(timing.run_interval.as_secs(), 6 * 3600);
+    assert_eq!(
+        timing.cadence.interval().map(|i| i.as_secs()),
+        Some(6 * 3600)
+    );
     assert_eq!(timing.timeout.as_secs(), 300);
     assert_eq!(
         check.spec.pod_spec.containers[0]

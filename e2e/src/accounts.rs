@@ -35,6 +35,14 @@ impl ApiEndpoint {
         name: &str,
         path: &Path,
     ) -> Result<()> {
+        let token = self.service_account_token(namespace, name).await?;
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        kubeconfig::write(path, &self.server, &self.ca_pem, &user, &token)
+    }
+
+    /// A bearer token of ServiceAccount `namespace/name` (created if missing) from the
+    /// TokenRequest API, valid for 24 h.
+    pub async fn service_account_token(&self, namespace: &str, name: &str) -> Result<String> {
         let admin = self.admin_client().await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(admin, namespace);
         let account = ServiceAccount {
@@ -55,15 +63,13 @@ impl ApiEndpoint {
             },
             ..Default::default()
         };
-        let token = accounts
+        Ok(accounts
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?
             .status
             .context("the TokenRequest came back without a status")?
-            .token;
-        let user = format!("system:serviceaccount:{namespace}:{name}");
-        kubeconfig::write(path, &self.server, &self.ca_pem, &user, &token)
+            .token)
     }
 
     /// A client acting as ServiceAccount `namespace/name`; its kubeconfig is written to `path`.

@@ -2,6 +2,7 @@
 //! (`comcast.github.io/v1`), the names and formats that come with them, and RBAC rule types.
 
 pub mod access;
+pub mod cadence;
 pub mod check;
 pub mod duration;
 pub mod job;
@@ -10,6 +11,6 @@ pub mod state;
 pub mod time;
 pub mod validate;
 
-pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec};
+pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};
 pub use job::{JobPhase, KuberhealthyJob, KuberhealthyJobSpec};
 pub use state::{KuberhealthyState, KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};

@@ -92,9 +92,32 @@ pub struct KuberhealthyStateSpec {
     /// The checker pod of run `uuid`.
     #[serde(rename = "runPod", default, skip_serializing_if = "Option::is_none")]
     pub run_pod: Option<String>,
+    /// When the last run of the regular schedule started. Runs asked for with run-now leave
+    /// it alone, so they do not move the schedule; absent, `runStartedAt` stands for it.
+    #[serde(
+        rename = "scheduledStartedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduled_started_at: Option<Timestamp>,
+    /// The value of the run-now annotation that a run last honoured: each value once.
+    #[serde(
+        rename = "honouredRunRequest",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub honoured_run_request: Option<String>,
     /// When a run last passed.
     #[serde(rename = "lastOKAt", default, skip_serializing_if = "Option::is_none")]
     pub last_ok_at: Option<Timestamp>,
+    /// Since when the check has been failing: the end of the first failed run in a row.
+    /// Absent while it passes.
+    #[serde(
+        rename = "failingSince",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failing_since: Option<Timestamp>,
     /// How many runs in a row have failed.
     #[serde(
         rename = "consecutiveFailures",

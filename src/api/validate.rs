@@ -55,10 +55,38 @@ pub fn run_interval(value: &str) -> Result<Duration, SpecError> {
     if value.trim().is_empty() {
         return Err(SpecError {
             field: "spec.runInterval".into(),
-            message: "is empty; set how often the check runs, such as \"10m\"".into(),
+            message:
+                "is empty; set how often the check runs, such as \"10m\", or set spec.schedule"
+                    .into(),
         });
     }
     positive_duration("spec.runInterval", value)
+}
+
+/// `spec.dependsOn[i]`: `name` or `namespace/name`, each a DNS subdomain name. Whether
+/// the check exists, and cycles, are judged against all checks (`run::depends`).
+pub fn dependency(i: usize, value: &str) -> Result<(), SpecError> {
+    let field = format!("spec.dependsOn[{i}]");
+    let parts: Vec<&str> = value.split('/').collect();
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if (1..=2).contains(&parts.len()) && parts.iter().all(|p| valid(p)) {
+        Ok(())
+    } else {
+        Err(SpecError {
+            field,
+            message: format!(
+                "{value:?} is not a check name; write `name` (a check of this namespace) or `namespace/name`"
+            ),
+        })
+    }
 }
 
 /// `spec.timeout`: positive; empty means v2's default of five minutes.

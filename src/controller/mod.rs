@@ -11,6 +11,7 @@ pub mod replica;
 pub mod reply;
 pub mod report;
 pub mod run;
+pub mod run_now;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -18,6 +18,7 @@ use crate::controller::run::execute::{Executor, ExecutorSettings};
 use crate::controller::run::plan::PlanSettings;
 use crate::controller::run::reap::Retention;
 use crate::controller::run::supervisor::Supervisor;
+use crate::controller::run_now::{self, RunNowContext};
 use crate::controller::server::{self, AppState};
 use crate::controller::store::States;
 
@@ -87,6 +88,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         metrics: metrics.controller(),
     });
 
+    let run_now = run_now::router(RunNowContext {
+        cache: cache.clone(),
+        client: client.clone(),
+    });
+
     let app = server::router(AppState {
         cache,
         holder,
@@ -94,7 +100,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         metadata: Arc::new(settings.state_metadata.clone()),
         metrics: metrics.clone(),
     })
-    .merge(reports);
+    .merge(reports)
+    .merge(run_now);
     let listener = TcpListener::bind(settings.listen_address)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;

@@ -12,10 +12,10 @@ use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, duration
 /// The CRDs in the order they are printed: checks, jobs, states.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        with_rules(
+        with_cadence_rule(with_rules(
             KuberhealthyCheck::crd(),
-            &["podSpec", "runInterval", "timeout"],
-        ),
+            &["podSpec", "timeout"],
+        )),
         with_rules(KuberhealthyJob::crd(), &["podSpec", "timeout"]),
         with_rules(
             KuberhealthyState::crd(),
@@ -76,6 +76,25 @@ fn with_rules(crd: CustomResourceDefinition, required: &[&str]) -> CustomResourc
             }]);
         }
         strip_empty_descriptions(spec);
+    }
+    serde_json::from_value(value).expect("the patched CRD is still a CRD")
+}
+
+/// A check runs every `runInterval` or on a cron `schedule`: exactly one of them (v2
+/// required `runInterval`; a v2 manifest always has it).
+fn with_cadence_rule(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD always serializes to JSON");
+    for version in value["spec"]["versions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let spec = &mut version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        spec["x-kubernetes-validations"] = json!([{
+            "rule": "(has(self.runInterval) && self.runInterval != '') != (has(self.schedule) && self.schedule != '')",
+            "message": "set exactly one of spec.runInterval (such as 10m) and spec.schedule (a cron expression such as \"0 1 * * *\")",
+            "reason": "FieldValueInvalid",
+        }]);
     }
     serde_json::from_value(value).expect("the patched CRD is still a CRD")
 }
@@ -176,9 +195,11 @@ mod tests {
     fn check_schema_guards_timeout_and_containers() {
         let check = serde_json::to_value(&crds()[0]).unwrap();
         let spec = &check["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(spec["required"], json!(["podSpec", "timeout"]));
         assert_eq!(
-            spec["required"],
-            json!(["podSpec", "runInterval", "timeout"])
+            spec["x-kubernetes-validations"][0]["rule"],
+            "(has(self.runInterval) && self.runInterval != '') != (has(self.schedule) && self.schedule != '')",
+            "exactly one of runInterval and schedule, checked by the API server"
         );
         assert!(
             spec["properties"]["runInterval"].get("pattern").is_none(),
@@ -213,6 +234,8 @@ mod tests {
             columns(0),
             [
                 ".spec.runInterval",
+                ".spec.schedule",
+                ".spec.suspend",
                 ".spec.timeout",
                 ".metadata.creationTimestamp"
             ]

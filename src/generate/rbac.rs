@@ -16,8 +16,8 @@ pub const CONTROLLER_RULES: &[Rule] = &[
     Rule {
         group: "comcast.github.io",
         resources: &["khchecks"],
-        verbs: &["get", "list", "watch"],
-        why: "the cache of checks",
+        verbs: &["get", "list", "watch", "patch"],
+        why: "the cache of checks; setting the run-now annotation for POST /api/run",
     },
     Rule {
         group: "comcast.github.io",
@@ -42,6 +42,24 @@ pub const CONTROLLER_RULES: &[Rule] = &[
         resources: &["events"],
         verbs: &["create", "patch"],
         why: "Events on checks and jobs",
+    },
+];
+
+/// What `POST /api/run` needs to authenticate and authorise its caller: reviews of their
+/// token and of their access. Cluster-scoped, so only in the cluster-wide mode; with
+/// `--target-namespace` (Roles only) `/api/run` answers 503 saying so.
+pub const AUTH_RULES: &[Rule] = &[
+    Rule {
+        group: "authentication.k8s.io",
+        resources: &["tokenreviews"],
+        verbs: &["create"],
+        why: "POST /api/run: who the caller's bearer token belongs to",
+    },
+    Rule {
+        group: "authorization.k8s.io",
+        resources: &["subjectaccessreviews"],
+        verbs: &["create"],
+        why: "POST /api/run: whether the caller may update the khcheck",
     },
 ];
 
@@ -113,9 +131,11 @@ pub fn controller_manifests(namespace: &str, target_namespace: Option<&str>) -> 
     })];
     match target_namespace {
         None => {
+            let mut rules = policy(CONTROLLER_RULES);
+            rules.extend(policy(AUTH_RULES));
             out.push(Manifest::ClusterRole(ClusterRole {
                 metadata: meta(NAME, None),
-                rules: Some(policy(CONTROLLER_RULES)),
+                rules: Some(rules),
                 ..Default::default()
             }));
             out.push(Manifest::ClusterRoleBinding(ClusterRoleBinding {

@@ -17,6 +17,7 @@ mod exactly_once;
 mod failures;
 mod idle;
 mod lifecycle;
+mod operations;
 mod orphans;
 mod retention;
 mod support;

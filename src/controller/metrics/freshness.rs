@@ -1,5 +1,6 @@
 //! How fresh each check's result is, for the stale-check alert: when it last ran and how
-//! often it should. Read from the same status page as the v2 gauges.
+//! often it should; and which checks are suspended or blocked by a failing dependency, so
+//! alerts leave them out. Read from the same status page as the v2 gauges.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use crate::api::duration;
 
 pub const LAST_RUN: &str = "kuberhealthy_check_last_run_timestamp_seconds";
 pub const RUN_INTERVAL: &str = "kuberhealthy_check_run_interval_seconds";
+pub const SUSPENDED: &str = "kuberhealthy_check_suspended";
+pub const BLOCKED: &str = "kuberhealthy_check_blocked";
 
 fn attributes(key: &str, namespace: &str) -> [KeyValue; 2] {
     [
@@ -33,6 +36,36 @@ pub(crate) fn register(meter: &Meter, memo: Arc<PageMemo>) {
                     gauge.observe(
                         last.as_millisecond() as f64 / 1000.0,
                         &attributes(key, &details.namespace),
+                    );
+                }
+            }
+        })
+        .build();
+    let m = memo.clone();
+    meter
+        .i64_observable_gauge(SUSPENDED)
+        .with_description("1 for a check whose spec.suspend is true: it does not run")
+        .with_callback(move |gauge| {
+            for (key, details) in &m.current().check_details {
+                if details.suspended {
+                    gauge.observe(1, &attributes(key, &details.namespace));
+                }
+            }
+        })
+        .build();
+    let m = memo.clone();
+    meter
+        .i64_observable_gauge(BLOCKED)
+        .with_description(
+            "1 for a failing check whose dependency (blocked_by) fails or is stale: the root cause is elsewhere",
+        )
+        .with_callback(move |gauge| {
+            for (key, details) in &m.current().check_details {
+                if let Some(dependency) = &details.blocked_by {
+                    let [check, namespace] = attributes(key, &details.namespace);
+                    gauge.observe(
+                        1,
+                        &[check, namespace, KeyValue::new("blocked_by", dependency.clone())],
                     );
                 }
             }

@@ -123,8 +123,12 @@ pub enum Action {
         owner: Owner,
         previous: Option<Arc<KuberhealthyState>>,
         timeout: Duration,
-        /// When the run was due, for the lateness metric.
-        due_at: Timestamp,
+        /// When the run was due, for the lateness metric; none for a run asked for now.
+        due_at: Option<Timestamp>,
+        /// Whether the run is a slot of the regular schedule (a run-now alone is not).
+        scheduled: bool,
+        /// The run-now annotation value the run honours.
+        honours: Option<String>,
     },
     /// Start a new job's only run, then mark the job `Running`.
     StartJob {

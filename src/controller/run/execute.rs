@@ -68,6 +68,14 @@ impl From<WriteError> for ActionError {
     }
 }
 
+/// How a run starts.
+struct Start<'a> {
+    timeout: Duration,
+    due_at: Option<Timestamp>,
+    scheduled: bool,
+    honours: Option<&'a str>,
+}
+
 /// What the executor writes with.
 #[derive(Clone)]
 pub struct ExecutorSettings {
@@ -142,8 +150,16 @@ impl Executor {
                 previous,
                 timeout,
                 due_at,
+                scheduled,
+                honours,
             } => {
-                self.start_run(&owner, previous.as_deref(), timeout, Some(due_at), changes)
+                let start = Start {
+                    timeout,
+                    due_at,
+                    scheduled,
+                    honours: honours.as_deref(),
+                };
+                self.start_run(&owner, previous.as_deref(), start, changes)
                     .await
             }
             Action::StartJob {
@@ -152,7 +168,13 @@ impl Executor {
                 timeout,
             } => {
                 let owner = Owner::Job(job.clone());
-                self.start_run(&owner, previous.as_deref(), timeout, None, changes)
+                let start = Start {
+                    timeout,
+                    due_at: None,
+                    scheduled: true,
+                    honours: None,
+                };
+                self.start_run(&owner, previous.as_deref(), start, changes)
                     .await?;
                 self.set_job_phase(&job, JobPhase::Running, changes).await
             }
@@ -249,8 +271,7 @@ impl Executor {
         &self,
         owner: &Owner,
         previous: Option<&KuberhealthyState>,
-        timeout: Duration,
-        due_at: Option<Timestamp>,
+        start: Start<'_>,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
         let uuid = uuid::Uuid::new_v4().to_string();
@@ -260,8 +281,10 @@ impl Executor {
             previous.map(|s| &s.spec),
             RunStart {
                 uuid: &uuid,
+                scheduled: start.scheduled,
+                honours: start.honours,
                 started_at,
-                deadline: add(started_at, timeout),
+                deadline: add(started_at, start.timeout),
                 term: &self.term.id,
                 pod: &pod_name,
                 namespace: &owner.namespace(),
@@ -269,11 +292,18 @@ impl Executor {
             },
         );
         let state = self.write_state(owner, previous, spec, changes).await?;
-        tracing::info!(check = %owner.key(), run = %uuid, pod = %pod_name, "starting a run");
+        match start.honours {
+            Some(request) => {
+                tracing::info!(check = %owner.key(), run = %uuid, pod = %pod_name, %request, "starting a run asked for with run-now")
+            }
+            None => {
+                tracing::info!(check = %owner.key(), run = %uuid, pod = %pod_name, "starting a run")
+            }
+        }
         self.settings
             .metrics
             .run_started(&owner.namespace(), &owner.name());
-        if let Some(due_at) = due_at {
+        if let Some(due_at) = start.due_at {
             let lateness = started_at.duration_since(due_at).unsigned_abs();
             self.settings.metrics.run_started_late(lateness);
         }

@@ -1,10 +1,12 @@
-//! The run lifecycle. Pure: when checks are due ([`schedule`]), building checker pods
+//! The run lifecycle. Pure: when checks are due ([`schedule`]), dependencies between checks
+//! ([`depends`]), building checker pods
 //! ([`pod`]), judging runs in flight ([`verdict`]), state transitions ([`transition`]),
 //! retention ([`reap`]), and the planner that decides the leader's [`action`]s from them
 //! ([`plan`]). I/O: the [`execute`]or that carries actions out, and the [`supervisor`] that
 //! loops the two for one leader term.
 
 pub mod action;
+pub mod depends;
 pub mod execute;
 pub mod plan;
 pub mod pod;

@@ -3,8 +3,13 @@
 //! supervisor loops the two.
 //!
 //! Rules, one place each:
-//! - a valid check is due at its persisted last start plus `runInterval`
-//!   ([`schedule::next_start`]); due checks start oldest first, within the start budget;
+//! - a valid check is due at its persisted last start plus `runInterval`, or at the next
+//!   slot of its `schedule` ([`schedule::next_start`]); due checks start oldest first,
+//!   within the start budget;
+//! - a suspended check starts no run; a run-now annotation value starts one run once, after
+//!   the run in flight if any, without moving the schedule;
+//! - a check whose `dependsOn` names no check or forms a cycle is invalid
+//!   ([`Dependencies`]);
 //! - a run in flight is judged from its pod ([`verdict::judge`]): wait, create its pod if an
 //!   earlier term persisted the run but not the pod, fail it, or time it out;
 //! - an invalid check or job does not run; its state says why;
@@ -23,6 +28,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::action::{Action, Ending, Owner, key_of};
+use super::depends::Dependencies;
 use super::reap::{self, Retention};
 use super::schedule::{self, NextStart};
 use super::verdict::{self, Verdict};
@@ -256,6 +262,7 @@ pub fn plan(
     let mut plan = Plan::default();
     let mut due: Vec<(Timestamp, Action)> = Vec::new();
 
+    let dependencies = Dependencies::resolve(&view.checks);
     for check in &view.checks {
         let owner = Owner::Check(check.clone());
         let (namespace, name) = (owner.namespace(), owner.name());
@@ -267,21 +274,37 @@ pub fn plan(
                 continue;
             }
         };
+        if let Some(errors) = dependencies.errors(&owner.key()) {
+            mark_invalid(&mut plan, owner, state, errors);
+            continue;
+        }
         let created = check.creation_timestamp().map(|t| t.0).unwrap_or(now);
-        match schedule::next_start(state.map(|s| &s.spec), timing.run_interval, created) {
+        // A run-now value is honoured once: the start that honours it persists it.
+        let honoured = state.and_then(|s| s.spec.honoured_run_request.as_deref());
+        let request = check.run_requested().filter(|r| Some(*r) != honoured);
+        match schedule::next_start(state.map(|s| &s.spec), &timing.cadence, created) {
             NextStart::InFlight => {
                 let state = state.expect("a run in flight has a state");
+                // A request during a run is honoured once the run ends.
                 supervise_run(&mut plan, view, memory, owner, state, now);
             }
-            NextStart::At(t) if t <= now => due.push((
-                t,
-                Action::StartRun {
-                    owner,
-                    previous: state.cloned(),
-                    timeout: timing.timeout,
-                    due_at: t,
-                },
-            )),
+            // Suspended: no new run, not even a requested one (as Flux's reconcile
+            // annotation on a suspended object); it resumes from its persisted last start.
+            NextStart::At(_) if check.suspended() => {}
+            NextStart::At(t) if t <= now || request.is_some() => {
+                let scheduled = t <= now;
+                due.push((
+                    t.min(now),
+                    Action::StartRun {
+                        owner,
+                        previous: state.cloned(),
+                        timeout: timing.timeout,
+                        due_at: scheduled.then_some(t),
+                        scheduled,
+                        honours: request.map(str::to_string),
+                    },
+                ));
+            }
             NextStart::At(t) => plan.wake_at(t),
         }
     }
@@ -438,7 +461,9 @@ fn plan_job(
                     owner,
                     previous: None,
                     timeout,
-                    due_at: created,
+                    due_at: Some(created),
+                    scheduled: true,
+                    honours: None,
                 },
             )),
         },

@@ -1,13 +1,14 @@
-//! When each check runs (pure). A check's next start is its last start plus `runInterval`,
-//! read from its persisted state, never from process memory: creating, editing or deleting
-//! another check, a restart or a failover moves no check's next start.
+//! When each check runs (pure). A check's next start follows its last start by its cadence
+//! (`runInterval`, or the next slot of its `schedule`), read from its persisted state, never
+//! from process memory: creating, editing or deleting another check, a restart or a
+//! failover moves no check's next start.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use crate::api::KuberhealthyStateSpec;
-use crate::api::time::add;
+use crate::api::cadence::Cadence;
 
 /// When a check should next start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,29 +19,32 @@ pub enum NextStart {
     At(Timestamp),
 }
 
-/// The last start of a check: the persisted `runStartedAt`, or, for a state written by v2
-/// (a run `uuid` without `runStartedAt`), its `LastRun`, so moving from v2 does not rerun
-/// every check at once. A state without a run has no last start, even with a `LastRun`:
-/// that is when the check was found invalid, and a fixed check must run at once.
+/// The last start of a check's regular schedule: the persisted `scheduledStartedAt`, else
+/// `runStartedAt`, or, for a state written by v2 (a run `uuid` without `runStartedAt`), its
+/// `LastRun`, so moving from v2 does not rerun every check at once. A state without a run
+/// has no last start, even with a `LastRun`: that is when the check was found invalid, and a
+/// fixed check must run at once.
 pub fn last_start(state: &KuberhealthyStateSpec) -> Option<Timestamp> {
     state
-        .run_started_at
+        .scheduled_started_at
+        .or(state.run_started_at)
         .or(state.last_run.filter(|_| !state.uuid.is_empty()))
 }
 
-/// `created` is the check's creation time: a check that never ran is due then.
+/// When a check runs next: after its last start by its cadence, or, for a check that never
+/// ran, at its cadence's first start after `created` (its creation time).
 pub fn next_start(
     state: Option<&KuberhealthyStateSpec>,
-    run_interval: Duration,
+    cadence: &Cadence,
     created: Timestamp,
 ) -> NextStart {
     match state {
         Some(s) if s.run_in_flight() => NextStart::InFlight,
         Some(s) => match last_start(s) {
-            Some(last) => NextStart::At(add(last, run_interval)),
-            None => NextStart::At(created),
+            Some(last) => NextStart::At(cadence.next_after(last)),
+            None => NextStart::At(cadence.first_start(created)),
         },
-        None => NextStart::At(created),
+        None => NextStart::At(cadence.first_start(created)),
     }
 }
 
@@ -116,14 +120,14 @@ mod tests {
         }
     }
 
-    const HOUR: Duration = Duration::from_secs(3600);
+    const HOUR: Cadence = Cadence::Interval(Duration::from_secs(3600));
 
     #[test]
     fn a_new_check_is_due_at_creation() {
         let created = ts("2026-01-01T00:00:00Z");
-        assert_eq!(next_start(None, HOUR, created), NextStart::At(created));
+        assert_eq!(next_start(None, &HOUR, created), NextStart::At(created));
         assert_eq!(
-            next_start(Some(&KuberhealthyStateSpec::default()), HOUR, created),
+            next_start(Some(&KuberhealthyStateSpec::default()), &HOUR, created),
             NextStart::At(created)
         );
     }
@@ -137,12 +141,16 @@ mod tests {
             Some("2026-01-01T00:00:09Z"),
         );
         assert_eq!(
-            next_start(Some(&s), 6 * HOUR, created),
+            next_start(
+                Some(&s),
+                &Cadence::Interval(Duration::from_secs(6 * 3600)),
+                created
+            ),
             NextStart::At(ts("2026-01-01T06:00:00Z"))
         );
         // Changing the interval reschedules from the same last start.
         assert_eq!(
-            next_start(Some(&s), HOUR, created),
+            next_start(Some(&s), &HOUR, created),
             NextStart::At(ts("2026-01-01T01:00:00Z"))
         );
     }
@@ -151,7 +159,7 @@ mod tests {
     fn a_run_in_flight_is_not_started_again() {
         let s = state(Some("2026-01-01T00:00:00Z"), None, None);
         assert_eq!(
-            next_start(Some(&s), HOUR, ts("2025-01-01T00:00:00Z")),
+            next_start(Some(&s), &HOUR, ts("2025-01-01T00:00:00Z")),
             NextStart::InFlight
         );
     }
@@ -160,7 +168,7 @@ mod tests {
     fn a_v2_state_schedules_from_its_last_run() {
         let s = state(None, None, Some("2026-01-01T00:00:00Z"));
         assert_eq!(
-            next_start(Some(&s), HOUR, ts("2025-01-01T00:00:00Z")),
+            next_start(Some(&s), &HOUR, ts("2025-01-01T00:00:00Z")),
             NextStart::At(ts("2026-01-01T01:00:00Z"))
         );
     }
@@ -175,8 +183,47 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            next_start(Some(&invalid), HOUR, created),
+            next_start(Some(&invalid), &HOUR, created),
             NextStart::At(created)
+        );
+    }
+
+    #[test]
+    fn a_requested_run_does_not_move_the_schedule() {
+        // The slot run started at 00:00; a run-now at 00:20 started after it.
+        let s = KuberhealthyStateSpec {
+            uuid: "now".into(),
+            scheduled_started_at: Some(ts("2026-01-01T00:00:00Z")),
+            run_started_at: Some(ts("2026-01-01T00:20:00Z")),
+            run_finished_at: Some(ts("2026-01-01T00:20:05Z")),
+            ..Default::default()
+        };
+        assert_eq!(
+            next_start(Some(&s), &HOUR, ts("2025-01-01T00:00:00Z")),
+            NextStart::At(ts("2026-01-01T01:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_scheduled_check_runs_at_its_next_slot_even_after_a_failover() {
+        let cron = Cadence::Cron(Box::new(
+            crate::api::cadence::Cron::parse("0 */6 * * *", None).unwrap(),
+        ));
+        let created = ts("2026-01-01T01:00:00Z");
+        assert_eq!(
+            next_start(None, &cron, created),
+            NextStart::At(ts("2026-01-01T06:00:00Z")),
+            "a new scheduled check waits for its first slot"
+        );
+        // What a new leader reads after a failover: the persisted start of the 06:00 slot.
+        let s = state(
+            Some("2026-01-01T06:00:00.3Z"),
+            Some("2026-01-01T06:00:04Z"),
+            None,
+        );
+        assert_eq!(
+            next_start(Some(&s), &cron, created),
+            NextStart::At(ts("2026-01-01T12:00:00Z"))
         );
     }
 

@@ -13,6 +13,10 @@ const HISTORY_ERROR_BYTES: usize = 1024;
 
 pub struct RunStart<'a> {
     pub uuid: &'a str,
+    /// Whether this run is a slot of the regular schedule (else only a run-now).
+    pub scheduled: bool,
+    /// The run-now annotation value this run honours, if any.
+    pub honours: Option<&'a str>,
     pub started_at: Timestamp,
     pub deadline: Timestamp,
     pub term: &'a LeaderTerm,
@@ -41,6 +45,12 @@ pub fn started(
     s.run_finished_at = None;
     s.run_term = Some(run.term.clone());
     s.run_pod = Some(run.pod.into());
+    if run.scheduled {
+        s.scheduled_started_at = Some(run.started_at);
+    }
+    if let Some(request) = run.honours {
+        s.honoured_run_request = Some(request.into());
+    }
     s
 }
 
@@ -67,8 +77,10 @@ pub fn finished(
     if ok {
         s.last_ok_at = Some(now);
         s.consecutive_failures = 0;
+        s.failing_since = None;
     } else {
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+        s.failing_since = s.failing_since.or(Some(now));
     }
     s.push_history(RunResult {
         uuid: s.uuid.clone(),
@@ -101,6 +113,7 @@ pub fn invalid(
     s.authoritative_pod = writer.into();
     s.workload = Some(workload);
     s.last_run = Some(now);
+    s.failing_since = s.failing_since.or(Some(now));
     if s.run_duration.is_empty() {
         s.run_duration = "0s".into();
     }
@@ -138,6 +151,8 @@ mod tests {
             previous,
             RunStart {
                 uuid: "u1",
+                scheduled: true,
+                honours: None,
                 started_at: ts("2026-01-01T00:00:00Z"),
                 deadline: ts("2026-01-01T00:05:00Z"),
                 term: &term(),
@@ -200,6 +215,11 @@ mod tests {
         );
         assert_eq!(again.consecutive_failures, 2);
         assert_eq!(again.node, "node-a", "an unknown node keeps the last one");
+        assert_eq!(
+            again.failing_since,
+            Some(ts("2026-01-01T00:00:03.5Z")),
+            "failing since the first failure in a row"
+        );
         let ok = finished(
             &start(Some(&again)),
             true,
@@ -209,8 +229,39 @@ mod tests {
             None,
         );
         assert_eq!(ok.consecutive_failures, 0);
+        assert_eq!(ok.failing_since, None);
         assert_eq!(ok.last_ok_at, Some(ts("2026-01-01T00:20:00Z")));
         assert_eq!(ok.history.len(), 3);
+    }
+
+    #[test]
+    fn a_requested_run_records_its_request_and_leaves_the_slot_alone() {
+        let slot = start(None);
+        assert_eq!(slot.scheduled_started_at, Some(ts("2026-01-01T00:00:00Z")));
+        let requested = started(
+            Some(&slot),
+            RunStart {
+                uuid: "u2",
+                scheduled: false,
+                honours: Some("2026-01-01T00:30:00Z"),
+                started_at: ts("2026-01-01T00:30:01Z"),
+                deadline: ts("2026-01-01T00:35:01Z"),
+                term: &term(),
+                pod: "c-u2",
+                namespace: "ns",
+                workload: Workload::Check,
+            },
+        );
+        assert_eq!(requested.run_started_at, Some(ts("2026-01-01T00:30:01Z")));
+        assert_eq!(
+            requested.scheduled_started_at,
+            Some(ts("2026-01-01T00:00:00Z")),
+            "the schedule still counts from the slot"
+        );
+        assert_eq!(
+            requested.honoured_run_request.as_deref(),
+            Some("2026-01-01T00:30:00Z")
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The status page (`GET /`, `GET /json`): v2's JSON shape, computed from a cache snapshot.
 //!
-//! A check whose last result is older than its `runInterval` plus its `timeout` plus
-//! [`STALE_TOLERANCE`] counts as failing, with an error saying so: a scheduler that stopped
-//! must never look green.
+//! A check whose next run (after its last result, by `runInterval` or `schedule`) has not
+//! reported within its `timeout` plus [`STALE_TOLERANCE`] counts as failing, with an error
+//! saying so: a scheduler that stopped must never look green. A suspended check is neither
+//! failing nor stale. A failing check whose dependency fails is shown as blocked by it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -11,9 +12,12 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use crate::api::cadence::Cadence;
 use crate::api::time::add;
+use crate::api::validate::SpecError;
 use crate::api::validate::describe_invalid;
 use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload, duration};
+use crate::controller::run::depends::Dependencies;
 use crate::controller::run::schedule::{self, NextStart};
 
 /// Slack on top of `runInterval + timeout` before a result counts as stale: time for a
@@ -56,6 +60,20 @@ pub struct WorkloadDetails {
     /// True when the result is too old to be trusted (see the module docs).
     #[serde(rename = "stale", skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
+    /// The cron schedule and its time zone, for checks that run on one.
+    #[serde(rename = "schedule", skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(rename = "timeZone", skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// True while `spec.suspend` is: no runs, neither failing nor stale.
+    #[serde(rename = "suspended", skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
+    /// Since when the check has been failing (or stale).
+    #[serde(rename = "failingSince", skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+    /// The dependency (`namespace/name`) that fails or is stale while this check fails.
+    #[serde(rename = "blockedBy", skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
 }
 
 impl WorkloadDetails {
@@ -131,21 +149,31 @@ fn details_from_state(state: &KuberhealthyState) -> WorkloadDetails {
         next_run_at: None,
         last_ok_at: s.last_ok_at,
         consecutive_failures: s.consecutive_failures,
+        failing_since: if s.ok {
+            None
+        } else {
+            s.failing_since.or(s.last_run)
+        },
         ..Default::default()
     }
 }
 
-/// The details of one check: its state, its spec errors, and whether its result is stale.
+/// The details of one check: its state, its spec errors, whether it is suspended, and
+/// whether its result is stale. `dependency_errors` are its `dependsOn` errors, judged
+/// against all checks.
 fn details_of_check(
     check: &KuberhealthyCheck,
     state: Option<&KuberhealthyState>,
+    dependency_errors: Option<&[SpecError]>,
     now: Timestamp,
 ) -> Option<WorkloadDetails> {
     let namespace = check.namespace().unwrap_or_default();
     let name = check.name_any();
-    let timing = match check.validate() {
-        Ok(t) => t,
-        Err(errors) => {
+    let timing = match (check.validate(), dependency_errors) {
+        (Ok(t), None) => t,
+        (result, dependency_errors) => {
+            let mut errors = result.err().unwrap_or_default();
+            errors.extend(dependency_errors.into_iter().flatten().cloned());
             // An invalid check can never run: show why, whatever its state says.
             let mut details = state
                 .map(details_from_state)
@@ -155,48 +183,112 @@ fn details_of_check(
             return Some(details);
         }
     };
+    let describe_cadence = |details: &mut WorkloadDetails| match &timing.cadence {
+        Cadence::Interval(interval) => details.run_interval = Some(duration::format(*interval)),
+        Cadence::Cron(cron) => {
+            details.schedule = Some(cron.expression.clone());
+            details.time_zone = Some(cron.zone_name.clone());
+        }
+    };
+    if check.suspended() {
+        // Paused on purpose: neither failing nor stale; the last result stays in history.
+        let mut details = state
+            .map(details_from_state)
+            .unwrap_or_else(|| WorkloadDetails {
+                namespace: namespace.clone(),
+                ..Default::default()
+            });
+        details.ok = true;
+        details.errors.clear();
+        details.failing_since = None;
+        details.suspended = true;
+        describe_cadence(&mut details);
+        return Some(details);
+    }
     let written = state.filter(|s| s.spec.has_result());
-    let limit = timing.run_interval + timing.timeout + STALE_TOLERANCE;
+    let tolerance = timing.timeout + STALE_TOLERANCE;
+    let created = check.creation_timestamp().map_or(now, |t| t.0);
     let Some(state) = written else {
         // Never run: hidden (as in v2) until a first result is overdue.
-        let created = check.creation_timestamp()?.0;
-        let overdue = add(created, timing.timeout + STALE_TOLERANCE);
+        let first = timing.cadence.first_start(created);
+        let overdue = add(first, tolerance);
         if now <= overdue {
             return None;
         }
+        let of_slot = match &timing.cadence {
+            Cadence::Interval(_) => String::new(),
+            Cadence::Cron(_) => format!(" of its first slot at {first}"),
+        };
         let error = format!(
             "{namespace}/{name}: stale: no result since the check was created at {created}; \
-             a first result was due within timeout ({}) + {} (is a leader elected and scheduling?)",
+             a first result was due within timeout ({}) + {}{of_slot} (is a leader elected and scheduling?)",
             duration::format(timing.timeout),
             duration::format(STALE_TOLERANCE)
         );
         let mut details = WorkloadDetails::failing(namespace, vec![error], true);
-        details.run_interval = Some(duration::format(timing.run_interval));
+        details.failing_since = Some(overdue);
+        describe_cadence(&mut details);
         return Some(details);
     };
     let mut details = details_from_state(state);
-    details.run_interval = Some(duration::format(timing.run_interval));
+    describe_cadence(&mut details);
     // The scheduler's own rule, so the page shows when the check really runs next.
-    let created = check.creation_timestamp().map_or(now, |t| t.0);
-    if let NextStart::At(t) = schedule::next_start(Some(&state.spec), timing.run_interval, created)
-    {
+    if let NextStart::At(t) = schedule::next_start(Some(&state.spec), &timing.cadence, created) {
         details.next_run_at = Some(t);
     }
     let last = state.spec.last_run.or(state.spec.run_started_at);
-    if let Some(last) = last
-        && now > add(last, limit)
-    {
-        details.ok = false;
-        details.stale = true;
-        details.errors.push(format!(
-                "{namespace}/{name}: stale: the last result is from {last}, older than runInterval ({}) + timeout ({}) + {} (is a leader elected and scheduling?)",
-                duration::format(timing.run_interval),
-                duration::format(timing.timeout),
-                duration::format(STALE_TOLERANCE)
-            ));
+    if let Some(last) = last {
+        let next = timing.cadence.next_after(last);
+        let stale_at = add(next, tolerance);
+        if now > stale_at {
+            details.ok = false;
+            details.stale = true;
+            details.failing_since = details.failing_since.or(Some(stale_at));
+            details.errors.push(match &timing.cadence {
+                Cadence::Interval(interval) => format!(
+                    "{namespace}/{name}: stale: the last result is from {last}, older than runInterval ({}) + timeout ({}) + {} (is a leader elected and scheduling?)",
+                    duration::format(*interval),
+                    duration::format(timing.timeout),
+                    duration::format(STALE_TOLERANCE)
+                ),
+                Cadence::Cron(_) => format!(
+                    "{namespace}/{name}: stale: the last result is from {last}; the run of the next slot ({next}) should have reported within timeout ({}) + {} (is a leader elected and scheduling?)",
+                    duration::format(timing.timeout),
+                    duration::format(STALE_TOLERANCE)
+                ),
+            });
+        }
     }
-
     Some(details)
+}
+
+/// Marks failing checks whose dependency fails or is stale as blocked by it: the first such
+/// dependency, in the order of `dependsOn`, with the time it has been failing since.
+fn mark_blocked(details: &mut BTreeMap<String, WorkloadDetails>, dependencies: &Dependencies) {
+    let failing: BTreeMap<String, Option<Timestamp>> = details
+        .iter()
+        .filter(|(_, d)| !d.ok)
+        .map(|(k, d)| (k.clone(), d.failing_since.or(d.last_run)))
+        .collect();
+    for (key, d) in details.iter_mut() {
+        // An invalid `dependsOn` blocks nothing: the check's own spec is what is wrong.
+        if d.ok || dependencies.errors(key).is_some() {
+            continue;
+        }
+        let Some((dependency, since)) = dependencies
+            .of(key)
+            .iter()
+            .find_map(|dep| failing.get(dep).map(|since| (dep, since)))
+        else {
+            continue;
+        };
+        let since = since
+            .map(|t| format!(", failing since {t}"))
+            .unwrap_or_default();
+        d.errors
+            .insert(0, format!("{key}: blocked by {dependency}{since}"));
+        d.blocked_by = Some(dependency.clone());
+    }
 }
 
 /// Computes the page for the namespaces in `filter` (empty: all).
@@ -213,17 +305,19 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         })
         .collect();
 
+    // Every check first: a dependency may live in a namespace the filter leaves out.
+    let dependencies = Dependencies::resolve(snapshot.checks);
     let mut check_details = BTreeMap::new();
     for check in snapshot.checks {
-        let ns = check.namespace().unwrap_or_default();
-        if !included(&ns) {
-            continue;
-        }
-        let k = key(&ns, &check.name_any());
-        if let Some(details) = details_of_check(check, states.get(&k).copied(), snapshot.now) {
+        let k = key(&check.namespace().unwrap_or_default(), &check.name_any());
+        let state = states.get(&k).copied();
+        if let Some(details) = details_of_check(check, state, dependencies.errors(&k), snapshot.now)
+        {
             check_details.insert(k, details);
         }
     }
+    mark_blocked(&mut check_details, &dependencies);
+    check_details.retain(|_, d| included(&d.namespace));
 
     let mut job_details = BTreeMap::new();
     let job_keys: BTreeSet<String> = snapshot

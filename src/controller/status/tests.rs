@@ -347,3 +347,164 @@ fn a_first_run_in_flight_is_not_shown_as_ok() {
     assert!(!c.ok && c.stale, "{c:?}");
     assert!(!p.ok);
 }
+
+/// A check of namespace `ns` with extra spec fields.
+fn check_with(name: &str, extra: serde_json::Value) -> Arc<KuberhealthyCheck> {
+    let mut c = (*check("ns", name, "10m", "5m", CREATED)).clone();
+    let mut spec = serde_json::to_value(&c.spec).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    c.spec = serde_json::from_value(spec).unwrap();
+    Arc::new(c)
+}
+
+fn failing_state(name: &str, since: &str, errors: &[&str]) -> Arc<KuberhealthyState> {
+    state(
+        "ns",
+        name,
+        serde_json::json!({"OK": false, "Errors": errors, "uuid": "u", "LastRun": since,
+                           "runStartedAt": since, "runFinishedAt": since, "failingSince": since}),
+    )
+}
+
+#[test]
+fn a_suspended_check_is_neither_failing_nor_stale() {
+    let checks = vec![check_with("paused", serde_json::json!({"suspend": true}))];
+    // Failing and a year old: suspended all the same.
+    let states = vec![failing_state("paused", "2020-03-01T00:00:00Z", &["boom"])];
+    let page = page(&checks, &[], &states, "2021-03-01T00:00:00Z", "");
+    let d = &page.check_details["ns/paused"];
+    assert!(page.ok, "{page:?}");
+    assert!(
+        d.ok && d.errors.is_empty() && d.suspended && !d.stale,
+        "{d:?}"
+    );
+    assert_eq!(d.failing_since, None);
+    let json = serde_json::to_value(d).unwrap();
+    assert_eq!(json["suspended"], true);
+}
+
+#[test]
+fn a_failing_check_with_a_failing_dependency_is_blocked_by_it() {
+    let checks = vec![
+        check_with("storage", serde_json::json!({})),
+        check_with("app", serde_json::json!({"dependsOn": ["storage"]})),
+        check_with("web", serde_json::json!({"dependsOn": ["ns/storage"]})),
+    ];
+    let states = vec![
+        failing_state("storage", "2021-03-01T00:00:00Z", &["claim did not bind"]),
+        failing_state("app", "2021-03-01T00:01:00Z", &["cannot write"]),
+        state(
+            "ns",
+            "web",
+            serde_json::json!({"OK": true, "Errors": [], "uuid": "w", "LastRun": "2021-03-01T00:01:00Z"}),
+        ),
+    ];
+    let page = page(&checks, &[], &states, "2021-03-01T00:02:00Z", "");
+    let app = &page.check_details["ns/app"];
+    assert_eq!(app.blocked_by.as_deref(), Some("ns/storage"));
+    assert_eq!(
+        app.errors,
+        [
+            "ns/app: blocked by ns/storage, failing since 2021-03-01T00:00:00Z",
+            "cannot write"
+        ]
+    );
+    assert_eq!(
+        page.check_details["ns/storage"].blocked_by, None,
+        "the root cause"
+    );
+    assert_eq!(
+        page.check_details["ns/web"].blocked_by, None,
+        "a passing dependent is not blocked"
+    );
+
+    // The dependency recovers: the dependent's failure is its own again.
+    let mut recovered = states.clone();
+    recovered[0] = state(
+        "ns",
+        "storage",
+        serde_json::json!({"OK": true, "Errors": [], "uuid": "s", "LastRun": "2021-03-01T00:01:30Z"}),
+    );
+    let page = super::tests::page(&checks, &[], &recovered, "2021-03-01T00:02:00Z", "");
+    assert_eq!(page.check_details["ns/app"].blocked_by, None);
+    assert_eq!(page.check_details["ns/app"].errors, ["cannot write"]);
+}
+
+#[test]
+fn a_dependency_in_a_namespace_the_filter_leaves_out_still_blocks() {
+    let mut infra = (*check("infra", "dns", "10m", "5m", CREATED)).clone();
+    infra.metadata.namespace = Some("infra".into());
+    let checks = vec![
+        Arc::new(infra),
+        check_with("app", serde_json::json!({"dependsOn": ["infra/dns"]})),
+    ];
+    let states = vec![
+        state(
+            "infra",
+            "dns",
+            serde_json::json!({"OK": false, "Errors": ["no such host"], "uuid": "d",
+                               "LastRun": "2021-03-01T00:00:00Z"}),
+        ),
+        failing_state("app", "2021-03-01T00:01:00Z", &["cannot resolve"]),
+    ];
+    let page = page(&checks, &[], &states, "2021-03-01T00:02:00Z", "ns");
+    assert_eq!(page.check_details.len(), 1);
+    assert_eq!(
+        page.check_details["ns/app"].blocked_by.as_deref(),
+        Some("infra/dns")
+    );
+}
+
+#[test]
+fn unknown_dependencies_and_cycles_show_as_invalid() {
+    let checks = vec![
+        check_with("a", serde_json::json!({"dependsOn": ["b"]})),
+        check_with("b", serde_json::json!({"dependsOn": ["a"]})),
+        check_with("c", serde_json::json!({"dependsOn": ["ghost"]})),
+    ];
+    let page = page(&checks, &[], &[], "2021-03-01T00:00:00Z", "");
+    assert_eq!(
+        page.check_details["ns/a"].errors,
+        [
+            "ns/a: invalid check: spec.dependsOn: forms a cycle: ns/a -> ns/b -> ns/a; a check cannot depend on itself"
+        ]
+    );
+    assert_eq!(
+        page.check_details["ns/c"].errors,
+        ["ns/c: invalid check: spec.dependsOn[0]: names check ns/ghost, which does not exist"]
+    );
+}
+
+#[test]
+fn a_scheduled_check_shows_its_schedule_and_is_stale_after_its_next_slot() {
+    let checks = vec![check_with(
+        "nightly",
+        serde_json::json!({"runInterval": "", "schedule": "0 1 * * *", "timeZone": "UTC"}),
+    )];
+    let states = vec![state(
+        "ns",
+        "nightly",
+        serde_json::json!({"OK": true, "Errors": [], "uuid": "n", "LastRun": "2021-03-01T01:00:05Z",
+                           "runStartedAt": "2021-03-01T01:00:00Z", "runFinishedAt": "2021-03-01T01:00:05Z"}),
+    )];
+    // Next slot 2021-03-02T01:00:00Z; stale once it has not reported within 5m + 1m.
+    let fresh = page(&checks, &[], &states, "2021-03-02T01:06:00Z", "");
+    let d = &fresh.check_details["ns/nightly"];
+    assert!(d.ok, "{d:?}");
+    assert_eq!(d.schedule.as_deref(), Some("0 1 * * *"));
+    assert_eq!(d.time_zone.as_deref(), Some("UTC"));
+    assert_eq!(d.run_interval, None);
+    assert_eq!(d.next_run_at, Some(ts("2021-03-02T01:00:00Z")));
+    let stale = page(&checks, &[], &states, "2021-03-02T01:06:01Z", "");
+    let d = &stale.check_details["ns/nightly"];
+    assert!(d.stale && !d.ok);
+    assert_eq!(
+        d.errors,
+        [
+            "ns/nightly: stale: the last result is from 2021-03-01T01:00:05Z; the run of the next slot (2021-03-02T01:00:00Z) should have reported within timeout (5m0s) + 1m0s (is a leader elected and scheduling?)"
+        ]
+    );
+    assert_eq!(d.failing_since, Some(ts("2021-03-02T01:06:00Z")));
+}

@@ -116,6 +116,8 @@ pub struct StateSpec {
     pub run_pod: Option<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    #[serde(rename = "honouredRunRequest", default)]
+    pub honoured_run_request: Option<String>,
 }
 
 impl StateSpec {

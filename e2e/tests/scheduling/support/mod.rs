@@ -200,6 +200,11 @@ impl Scenario {
         self.replicas.len()
     }
 
+    /// The HTTP port of replica `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.ports[i]
+    }
+
     pub fn name_of(&self, i: usize) -> &str {
         &self.names[i]
     }

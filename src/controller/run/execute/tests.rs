@@ -190,7 +190,9 @@ fn start(previous: Option<Arc<KuberhealthyState>>) -> Action {
         owner: check(),
         previous,
         timeout: Duration::from_secs(60),
-        due_at: Timestamp::now(),
+        due_at: Some(Timestamp::now()),
+        scheduled: true,
+        honours: None,
     }
 }
 

@@ -152,14 +152,27 @@ fn describe(plan: &Plan) -> Vec<String> {
                 previous,
                 due_at,
                 timeout,
-            } => format!(
-                "start {} due {due_at} timeout {timeout:?} from {}",
-                owner.key(),
-                previous
+                scheduled,
+                honours,
+            } => {
+                let from = previous
                     .as_ref()
                     .and_then(|p| p.resource_version())
-                    .unwrap_or_else(|| "nothing".into())
-            ),
+                    .unwrap_or_else(|| "nothing".into());
+                let when = match (due_at, scheduled) {
+                    (Some(t), true) => format!("due {t}"),
+                    (None, false) => "now".to_string(),
+                    other => panic!("inconsistent start: {other:?}"),
+                };
+                let request = honours
+                    .as_ref()
+                    .map(|r| format!(" honouring {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "start {} {when} timeout {timeout:?} from {from}{request}",
+                    owner.key()
+                )
+            }
             Action::StartJob { job, previous, .. } => format!(
                 "start job {} from {}",
                 job.name_any(),
@@ -715,5 +728,262 @@ fn a_job_phase_this_term_wrote_counts_until_the_cache_shows_it() {
         p.actions.is_empty(),
         "no second start and no second phase write: {:?}",
         describe(&p)
+    );
+}
+
+// --- Suspend, run now, schedules, dependencies ------------------------------------------
+
+fn with_spec(name: &str, extra: Value) -> Arc<KuberhealthyCheck> {
+    let mut spec = json!({"runInterval": "1h", "timeout": "1m",
+        "podSpec": {"containers": [{"name": "main", "image": "checker:v1"}]}});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            spec.as_object_mut().unwrap().remove(k);
+        } else {
+            spec[k] = v.clone();
+        }
+    }
+    check_with(name, spec)
+}
+
+fn requested(name: &str, value: &str, extra: Value) -> Arc<KuberhealthyCheck> {
+    let mut c = (*with_spec(name, extra)).clone();
+    c.metadata.annotations = Some(
+        [(crate::api::RUN_REQUESTED_AT.to_string(), value.to_string())]
+            .into_iter()
+            .collect(),
+    );
+    Arc::new(c)
+}
+
+#[test]
+fn a_suspended_check_starts_nothing_and_its_run_in_flight_finishes() {
+    let suspended = with_spec("c", json!({"suspend": true}));
+    // Overdue for a day: still nothing, and no wake-up for it.
+    let v = view(
+        vec![suspended.clone()],
+        vec![],
+        vec![finished("c", "2026-01-01T00:00:00Z")],
+        vec![],
+    );
+    let p = plan_at(&v, "2026-01-02T00:00:00Z");
+    assert!(p.actions.is_empty(), "{:?}", describe(&p));
+    assert_eq!(p.wake, None);
+    assert_eq!(p.deferred, 0);
+
+    // A run in flight when it was suspended is still judged and failed when it times out.
+    let v = view(
+        vec![suspended],
+        vec![],
+        vec![in_flight("c", "2026-01-01T10:00:00Z", "c-run1")],
+        vec![pod("c-run1", "c", running())],
+    );
+    let lines = describe(&plan_at(&v, "2026-01-01T10:01:00Z"));
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("finish ns/c TimedOut"), "{lines:?}");
+}
+
+#[test]
+fn resuming_runs_once_from_the_persisted_last_start_without_a_burst() {
+    // Suspended for a day, then resumed: one start (the overdue slot), not one per missed
+    // interval; a check resumed inside its interval waits for it.
+    let v = view(
+        vec![with_spec("c", json!({"suspend": false}))],
+        vec![],
+        vec![finished("c", "2026-01-01T00:00:00Z")],
+        vec![],
+    );
+    let p = plan_at(&v, "2026-01-02T00:00:00Z");
+    assert_eq!(
+        describe(&p),
+        ["start ns/c due 2026-01-01T01:00:00Z timeout 60s from 10"]
+    );
+    let v = view(
+        vec![with_spec("c", json!({}))],
+        vec![],
+        vec![finished("c", "2026-01-02T00:00:00Z")],
+        vec![],
+    );
+    let p = plan_at(&v, "2026-01-02T00:30:00Z");
+    assert!(p.actions.is_empty());
+    assert_eq!(p.wake, Some(ts("2026-01-02T01:00:00Z")));
+}
+
+#[test]
+fn a_run_now_value_starts_one_run_once() {
+    let c = requested("c", "2026-01-01T10:20:00Z", json!({}));
+    let v = view(
+        vec![c.clone()],
+        vec![],
+        vec![finished("c", "2026-01-01T10:00:00Z")],
+        vec![],
+    );
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T10:20:01Z")),
+        ["start ns/c now timeout 60s from 10 honouring 2026-01-01T10:20:00Z"],
+        "a requested run is not a slot: the schedule stays at 11:00"
+    );
+
+    // Once honoured (persisted in the state), the same value starts nothing more.
+    let honoured = state(
+        "c",
+        json!({"OK": true, "uuid": "r", "runStartedAt": "2026-01-01T10:20:01Z",
+               "runFinishedAt": "2026-01-01T10:20:05Z", "LastRun": "2026-01-01T10:20:05Z",
+               "scheduledStartedAt": "2026-01-01T10:00:00Z",
+               "honouredRunRequest": "2026-01-01T10:20:00Z"}),
+    );
+    let v = view(vec![c], vec![], vec![honoured.clone()], vec![]);
+    let p = plan_at(&v, "2026-01-01T10:30:00Z");
+    assert!(p.actions.is_empty(), "{:?}", describe(&p));
+    assert_eq!(
+        p.wake,
+        Some(ts("2026-01-01T11:00:00Z")),
+        "the schedule did not move"
+    );
+
+    // A new value is a new request.
+    let again = requested("c", "2026-01-01T10:40:00Z", json!({}));
+    let v = view(vec![again], vec![], vec![honoured], vec![]);
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T10:40:01Z")),
+        ["start ns/c now timeout 60s from 10 honouring 2026-01-01T10:40:00Z"]
+    );
+}
+
+#[test]
+fn a_run_now_during_a_run_waits_for_it_to_end() {
+    let c = requested("c", "2026-01-01T10:00:30Z", json!({}));
+    let v = view(
+        vec![c.clone()],
+        vec![],
+        vec![in_flight("c", "2026-01-01T10:00:00Z", "c-run1")],
+        vec![pod("c-run1", "c", running())],
+    );
+    let p = plan_at(&v, "2026-01-01T10:00:31Z");
+    assert!(p.actions.is_empty(), "{:?}", describe(&p));
+
+    let v = view(
+        vec![c],
+        vec![],
+        vec![finished("c", "2026-01-01T10:00:00Z")],
+        vec![],
+    );
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T10:00:45Z")),
+        ["start ns/c now timeout 60s from 10 honouring 2026-01-01T10:00:30Z"]
+    );
+}
+
+#[test]
+fn a_run_now_on_a_due_slot_is_one_run_that_counts_as_the_slot() {
+    let c = requested("c", "2026-01-01T11:00:00Z", json!({}));
+    let v = view(
+        vec![c],
+        vec![],
+        vec![finished("c", "2026-01-01T10:00:00Z")],
+        vec![],
+    );
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T11:00:01Z")),
+        ["start ns/c due 2026-01-01T11:00:00Z timeout 60s from 10 honouring 2026-01-01T11:00:00Z"]
+    );
+}
+
+#[test]
+fn a_run_now_on_a_suspended_check_is_ignored() {
+    let c = requested("c", "2026-01-01T10:20:00Z", json!({"suspend": true}));
+    let v = view(
+        vec![c],
+        vec![],
+        vec![finished("c", "2026-01-01T10:00:00Z")],
+        vec![],
+    );
+    assert!(plan_at(&v, "2026-01-01T10:20:01Z").actions.is_empty());
+}
+
+#[test]
+fn a_cron_check_starts_at_its_slots_and_catches_up_one_missed_slot() {
+    let c = with_spec(
+        "c",
+        json!({"runInterval": null, "schedule": "0 */6 * * *", "timeZone": "Europe/Berlin"}),
+    );
+    // New: waits for the first slot after its creation (00:00 UTC = 01:00 Berlin).
+    let v = view(vec![c.clone()], vec![], vec![], vec![]);
+    let p = plan_at(&v, "2026-01-01T00:00:05Z");
+    assert!(p.actions.is_empty(), "{:?}", describe(&p));
+    assert_eq!(p.wake, Some(ts("2026-01-01T05:00:00Z")), "06:00 in Berlin");
+
+    // After a failover, from the persisted start of the 06:00 slot: the 12:00 slot.
+    let v = view(
+        vec![c.clone()],
+        vec![],
+        vec![finished("c", "2026-01-01T05:00:00.2Z")],
+        vec![],
+    );
+    assert_eq!(
+        plan_at(&v, "2026-01-01T06:00:00Z").wake,
+        Some(ts("2026-01-01T11:00:00Z"))
+    );
+
+    // Down for a day: one start for the first missed slot, not four.
+    let p = plan_at(&v, "2026-01-02T06:00:00Z");
+    assert_eq!(
+        describe(&p),
+        ["start ns/c due 2026-01-01T11:00:00Z timeout 60s from 10"]
+    );
+}
+
+#[test]
+fn both_or_neither_of_interval_and_schedule_is_invalid() {
+    let both = with_spec("both", json!({"schedule": "0 1 * * *"}));
+    let neither = with_spec("neither", json!({"runInterval": null}));
+    let v = view(vec![both, neither], vec![], vec![], vec![]);
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T00:00:05Z")),
+        [
+            "invalid ns/both: ns/both: invalid check: spec.schedule: is set together with spec.runInterval; set one of them",
+            "invalid ns/neither: ns/neither: invalid check: spec.runInterval: is empty; set how often the check runs, such as \"10m\", or set spec.schedule",
+        ]
+    );
+}
+
+#[test]
+fn unknown_dependencies_and_cycles_are_invalid_and_do_not_run() {
+    let a = with_spec("a", json!({"dependsOn": ["b"]}));
+    let b = with_spec("b", json!({"dependsOn": ["ns/a"]}));
+    let lonely = with_spec("lonely", json!({"dependsOn": ["ghost"]}));
+    let fine = with_spec("fine", json!({"dependsOn": ["a"]}));
+    let v = view(vec![a, b, lonely, fine], vec![], vec![], vec![]);
+    assert_eq!(
+        describe(&plan_at(&v, "2026-01-01T00:00:05Z")),
+        [
+            "invalid ns/a: ns/a: invalid check: spec.dependsOn: forms a cycle: ns/a -> ns/b -> ns/a; a check cannot depend on itself",
+            "invalid ns/b: ns/b: invalid check: spec.dependsOn: forms a cycle: ns/a -> ns/b -> ns/a; a check cannot depend on itself",
+            "invalid ns/lonely: ns/lonely: invalid check: spec.dependsOn[0]: names check ns/ghost, which does not exist",
+            "start ns/fine due 2026-01-01T00:00:00Z timeout 60s from nothing",
+        ],
+        "a check that depends on an invalid one still runs"
+    );
+}
+
+#[test]
+fn a_blocked_check_still_runs() {
+    let storage = with_spec("storage", json!({}));
+    let app = with_spec("app", json!({"dependsOn": ["storage"]}));
+    let failing = state(
+        "storage",
+        json!({"OK": false, "Errors": ["no volume"], "uuid": "s", "LastRun": "2026-01-01T10:00:00Z",
+               "runStartedAt": "2026-01-01T10:00:00Z", "runFinishedAt": "2026-01-01T10:00:01Z"}),
+    );
+    let v = view(
+        vec![storage, app],
+        vec![],
+        vec![failing, finished("app", "2026-01-01T09:00:00Z")],
+        vec![],
+    );
+    let lines = describe(&plan_at(&v, "2026-01-01T10:00:05Z"));
+    assert_eq!(
+        lines,
+        ["start ns/app due 2026-01-01T10:00:00Z timeout 60s from 10"]
     );
 }
