@@ -119,7 +119,7 @@ fn empty_timeout_is_v2s_five_minutes_and_empty_interval_is_an_error() {
     assert_eq!(
         errors,
         [
-            r#"spec.runInterval: is empty; set how often the check runs, such as "10m""#,
+            r#"spec.runInterval: is empty; set how often the check runs, such as "10m", or set spec.schedule"#,
             "spec.podSpec.containers: is empty; a checker pod needs at least one container",
         ]
     );
