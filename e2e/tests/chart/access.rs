@@ -8,7 +8,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Api;
 use kuberhealthy_e2e::{TestCluster, metrics, ports, wait_until};
 
-use crate::render::{controller_policy, every_check_off, lease_policy};
+use crate::render::{cluster_policy, every_check_off, lease_policy};
 use crate::support::{
     self, Installed, args, can, chart_dir, forbidden_lines, helm, replica_logs, short_lease_values,
     sibling_namespace, spawn_replicas, wait_for_ok_state,
@@ -178,6 +178,19 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
             }
         }
     }
+    // /api/run's reviews are cluster-scoped.
+    for rule in kuberhealthy::generate::rbac::AUTH_RULES {
+        for resource in rule.resources {
+            for verb in rule.verbs {
+                if !can(&as_controller, verb, rule.group, resource, "")
+                    .await
+                    .unwrap()
+                {
+                    missing.push(format!("{verb} {}/{resource} (cluster-scoped)", rule.group));
+                }
+            }
+        }
+    }
     for rule in kuberhealthy::generate::rbac::LEASE_RULES {
         for resource in rule.resources {
             for verb in rule.verbs {
@@ -226,7 +239,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
         .unwrap();
     assert_eq!(
         serde_json::to_value(&cluster_role.rules).unwrap(),
-        controller_policy()
+        cluster_policy()
     );
     let lease = Api::<Role>::namespaced(admin.clone(), &ns)
         .get(&format!("{NAME}-lease"))

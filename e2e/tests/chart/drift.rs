@@ -174,6 +174,7 @@ fn the_charts_check_rules_file_is_the_codes() {
 fn the_charts_rule_files_are_the_codes() {
     for (file, rules) in [
         ("files/controller-rules.yaml", rbac::CONTROLLER_RULES),
+        ("files/auth-rules.yaml", rbac::AUTH_RULES),
         ("files/lease-rules.yaml", rbac::LEASE_RULES),
     ] {
         let text = std::fs::read_to_string(chart_dir().join(file)).unwrap();

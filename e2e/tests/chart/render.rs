@@ -495,7 +495,7 @@ fn check_rbac(r: &Rendered, ns: &str, account: &str, target: Option<&str>) -> Re
     match target {
         None => {
             ensure!(
-                r.named("ClusterRole", "kh-kuberhealthy")?["rules"] == controller_rules,
+                r.named("ClusterRole", "kh-kuberhealthy")?["rules"] == cluster_policy(),
                 "the ClusterRole's rules are the code's"
             );
             r.named("ClusterRoleBinding", "kh-kuberhealthy")?;
@@ -529,8 +529,20 @@ fn check_rbac(r: &Rendered, ns: &str, account: &str, target: Option<&str>) -> Re
     Ok(())
 }
 
+/// The rules of the controller's Role (`--target-namespace` mode).
 pub fn controller_policy() -> Value {
     policy(kuberhealthy::generate::rbac::CONTROLLER_RULES)
+}
+
+/// The rules of the controller's ClusterRole: its rules and `/api/run`'s reviews.
+pub fn cluster_policy() -> Value {
+    let mut rules = controller_policy();
+    let auth = policy(kuberhealthy::generate::rbac::AUTH_RULES);
+    rules
+        .as_array_mut()
+        .expect("a list of rules")
+        .extend(auth.as_array().expect("a list of rules").iter().cloned());
+    rules
 }
 
 pub fn lease_policy() -> Value {
