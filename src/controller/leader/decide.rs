@@ -65,15 +65,28 @@ pub fn decide(identity: &str, observed: &Observation, now: Instant) -> Decision 
     }
 }
 
-/// The record to write for a decision: renewing keeps the acquire time and transitions;
-/// acquiring from someone else counts one more transition.
+/// Whether a write starts a new leader term or renews the one this replica leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// A new term, even when the Lease still names this replica (it stepped down and takes
+    /// the Lease back): a new acquire time and one more transition, so a term's identity
+    /// (holder, transitions) never repeats.
+    NewTerm,
+    /// A renewal during the term.
+    Renewal,
+}
+
+/// The record to write: renewing keeps the acquire time and transitions; a new term counts
+/// one more transition.
 pub fn next_record(
     identity: &str,
     old: Option<&LeaseSpec>,
+    write: Write,
     lease_duration: Duration,
     now: Timestamp,
 ) -> LeaseSpec {
-    let renewing = old.and_then(|o| o.holder_identity.as_deref()) == Some(identity);
+    let renewing =
+        write == Write::Renewal && old.and_then(|o| o.holder_identity.as_deref()) == Some(identity);
     let old_transitions = old.and_then(|o| o.lease_transitions).unwrap_or(0);
     LeaseSpec {
         holder_identity: Some(identity.to_string()),
@@ -84,7 +97,8 @@ pub fn next_record(
             Some(MicroTime(now))
         },
         renew_time: Some(MicroTime(now)),
-        // As client-go: a new Lease starts at 0; every change of holder counts one.
+        // As client-go, a new Lease starts at 0 and every change of holder counts one; so
+        // does a replica taking its own Lease back for a new term.
         lease_transitions: Some(match (renewing, old.is_some()) {
             (true, _) => old_transitions,
             (false, true) => old_transitions + 1,
@@ -178,13 +192,23 @@ mod tests {
     fn transitions_count_changes_of_holder() {
         let now = Timestamp::UNIX_EPOCH;
         let d = Duration::from_secs(15);
-        assert_eq!(next_record("me", None, d, now).lease_transitions, Some(0));
-        let taken = next_record("me", Some(&lease("other", 15, 3)), d, now);
+        let new = Write::NewTerm;
+        assert_eq!(
+            next_record("me", None, new, d, now).lease_transitions,
+            Some(0)
+        );
+        let taken = next_record("me", Some(&lease("other", 15, 3)), new, d, now);
         assert_eq!(taken.lease_transitions, Some(4));
         assert_eq!(taken.acquire_time, Some(MicroTime(now)));
         let mut held = lease("me", 15, 4);
         held.acquire_time = Some(MicroTime(Timestamp::from_second(5).unwrap()));
-        let renewed = next_record("me", Some(&held), d, Timestamp::from_second(9).unwrap());
+        let renewed = next_record(
+            "me",
+            Some(&held),
+            Write::Renewal,
+            d,
+            Timestamp::from_second(9).unwrap(),
+        );
         assert_eq!(renewed.lease_transitions, Some(4));
         assert_eq!(renewed.acquire_time, held.acquire_time);
         assert_eq!(
@@ -195,8 +219,19 @@ mod tests {
         let released = released_record(&held, now);
         assert_eq!(released.holder_identity.as_deref(), Some(""));
         assert_eq!(
-            next_record("other", Some(&released), d, now).lease_transitions,
+            next_record("other", Some(&released), new, d, now).lease_transitions,
             Some(5)
         );
+    }
+
+    #[test]
+    fn taking_its_own_lease_back_is_a_new_term() {
+        let d = Duration::from_secs(15);
+        let mut held = lease("me", 15, 4);
+        held.acquire_time = Some(MicroTime(Timestamp::from_second(5).unwrap()));
+        let later = Timestamp::from_second(60).unwrap();
+        let again = next_record("me", Some(&held), Write::NewTerm, d, later);
+        assert_eq!(again.lease_transitions, Some(5), "a new identity");
+        assert_eq!(again.acquire_time, Some(MicroTime(later)));
     }
 }

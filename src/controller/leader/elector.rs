@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use super::decide::{Decision, Observation, decide, next_record, released_record};
+use super::decide::{Decision, Observation, Write, decide, next_record, released_record};
 use super::store::{LeaseStore, StoreError, Versioned};
 use super::term::Term;
 use crate::api::LeaderTerm;
@@ -176,7 +176,13 @@ impl<S: LeaseStore> Elector<S> {
     ) -> Result<Option<Versioned>, StoreError> {
         let me = &self.config.identity;
         let Some(current) = self.store.get().await? else {
-            let record = next_record(me, None, self.config.lease_duration, Timestamp::now());
+            let record = next_record(
+                me,
+                None,
+                Write::NewTerm,
+                self.config.lease_duration,
+                Timestamp::now(),
+            );
             return self.store.create(record).await.map(Some);
         };
         let seen = Observation::update(observed.take(), current.record.clone(), now);
@@ -184,10 +190,13 @@ impl<S: LeaseStore> Elector<S> {
         *observed = Some(seen);
         match decision {
             Decision::Follow { .. } => Ok(None),
+            // Contending, this replica holds no term: even a Lease that still names it is
+            // taken for a new term.
             Decision::Acquire | Decision::Renew => {
                 let record = next_record(
                     me,
                     Some(&current.record),
+                    Write::NewTerm,
                     self.config.lease_duration,
                     Timestamp::now(),
                 );
@@ -225,6 +234,7 @@ impl<S: LeaseStore> Elector<S> {
             let record = next_record(
                 me,
                 Some(&lease.record),
+                Write::Renewal,
                 self.config.lease_duration,
                 Timestamp::now(),
             );
@@ -314,6 +324,7 @@ mod tests {
 
     use k8s_openapi::api::coordination::v1::LeaseSpec;
 
+    use super::super::term::STOP_GRACE;
     use super::*;
 
     /// An in-memory Lease with the API server's optimistic-concurrency rule, and a switch
@@ -577,6 +588,16 @@ mod tests {
         let again = wait_leading(&mut leadership, true).await.unwrap();
         assert_eq!(again.id.holder, "a");
         assert!(again.is_valid());
+        assert!(
+            again.id.transitions > term.id.transitions,
+            "taking its own Lease back is a new term: {:?} after {:?}",
+            again.id,
+            term.id
+        );
+        assert_eq!(
+            store.record().unwrap().lease_transitions,
+            Some(again.id.transitions)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -594,24 +615,40 @@ mod tests {
         assert!(!term.token().is_cancelled());
     }
 
+    /// Records, when dropped, who held the Lease: when a leader task stopped.
+    struct StopProbe {
+        store: MemoryStore,
+        stopped: Arc<Mutex<Option<Option<String>>>>,
+    }
+
+    impl Drop for StopProbe {
+        fn drop(&mut self) {
+            *self.stopped.lock().unwrap() = Some(self.store.holder());
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn shutdown_stops_leader_tasks_then_releases() {
         let store = MemoryStore::default();
         let (mut leadership, shutdown, handle) = start("a", &store);
         let term = wait_leading(&mut leadership, true).await.unwrap();
         let stopped = Arc::new(Mutex::new(None::<Option<String>>));
-        {
-            let stopped = stopped.clone();
-            let store = store.clone();
-            let token = term.token();
-            term.spawn(async move {
-                token.cancelled().await;
-                // Record who held the Lease when this leader task saw the end of its term.
-                *stopped.lock().unwrap() = Some(store.holder());
-            });
-        }
+        let probe = StopProbe {
+            store: store.clone(),
+            stopped: stopped.clone(),
+        };
+        // A leader task stuck in a call that never returns and ignores its token.
+        term.spawn(async move {
+            let _probe = probe;
+            std::future::pending::<()>().await;
+        });
+        let asked = Instant::now();
         shutdown.cancel();
         handle.await.unwrap();
+        assert!(
+            Instant::now() - asked < STOP_GRACE,
+            "the stuck task was aborted, not waited for"
+        );
         assert_eq!(
             stopped.lock().unwrap().clone(),
             Some(Some("a".into())),

@@ -1,16 +1,19 @@
 //! A leader term: the period during which this replica holds the Lease. Leader-only work runs
 //! under the term's cancellation token and checks `is_valid` before every write, so nothing
 //! is done with a term that has ended, even in the instant before the token is cancelled.
+//! At the end of the term its tasks are aborted, not awaited: a task stuck in an API call
+//! (an etcd stall) must not outlive the term, nor delay the next one.
 
 use std::sync::{Arc, Mutex};
 
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::api::LeaderTerm;
 
-/// How long the end of a term waits for leader tasks to stop.
+/// How long the end of a term waits for its aborted tasks to be gone: they stop at their
+/// next await, so only a task blocking a thread takes that long.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
@@ -19,7 +22,7 @@ pub struct Term {
     pub id: LeaderTerm,
     cancel: CancellationToken,
     valid_until: Arc<Mutex<Instant>>,
-    tasks: TaskTracker,
+    tasks: Arc<Mutex<JoinSet<()>>>,
 }
 
 impl Term {
@@ -28,7 +31,7 @@ impl Term {
             id,
             cancel: CancellationToken::new(),
             valid_until: Arc::new(Mutex::new(valid_until)),
-            tasks: TaskTracker::new(),
+            tasks: Arc::default(),
         }
     }
 
@@ -49,30 +52,34 @@ impl Term {
         self.cancel.clone()
     }
 
-    /// Runs leader-only work for this term. The task must stop soon after `token()` is
-    /// cancelled; the elector waits for it (up to [`STOP_GRACE`]) before releasing the Lease.
+    /// Runs leader-only work for this term; it is aborted when the term ends. Work spawned
+    /// after the end is aborted at once.
     pub fn spawn<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(task);
+        let mut tasks = self.tasks.lock().expect("term tasks lock");
+        tasks.spawn(task);
+        if self.cancel.is_cancelled() {
+            tasks.abort_all();
+        }
     }
 
     pub(crate) fn extend(&self, valid_until: Instant) {
         *self.valid_until.lock().expect("term clock lock") = valid_until;
     }
 
-    /// Ends the term and waits for its tasks to stop.
+    /// Ends the term: cancels its token and aborts its tasks, then waits only until they
+    /// are gone (each stops at its next await point).
     pub(crate) async fn end(&self) {
         self.cancel.cancel();
-        self.tasks.close();
-        if tokio::time::timeout(STOP_GRACE, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("term tasks lock"));
+        tasks.abort_all();
+        let gone = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_GRACE, gone).await.is_err() {
             tracing::warn!(
-                tasks = self.tasks.len(),
-                "leader tasks did not stop within {STOP_GRACE:?} of the end of the term"
+                tasks = tasks.len(),
+                "leader tasks were aborted but did not stop within {STOP_GRACE:?} of the end of the term"
             );
         }
     }

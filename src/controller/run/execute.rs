@@ -27,6 +27,9 @@ use crate::controller::leader::Term;
 use crate::controller::metrics::{ControllerMetrics, RunOutcome};
 use crate::controller::store::{States, WriteError};
 
+/// A start write that took longer than this is dated again when it landed.
+const LATE_START_WRITE: Duration = Duration::from_secs(1);
+
 /// Kubernetes Event notes are limited to 1 KiB.
 const EVENT_NOTE_CHARS: usize = 1000;
 
@@ -291,7 +294,15 @@ impl Executor {
                 workload: owner.workload(),
             },
         );
-        let state = self.write_state(owner, previous, spec, changes).await?;
+        let mut state = self.write_state(owner, previous, spec, changes).await?;
+        let landed = Timestamp::now();
+        if landed.duration_since(started_at).unsigned_abs() > LATE_START_WRITE {
+            // Held up (an etcd stall): dated before the stall, the run would make its next
+            // run due at once. Date it when it landed, before its pod exists.
+            tracing::warn!(check = %owner.key(), run = %uuid, written_after = ?landed.duration_since(started_at), "the start of a run was persisted late; dating it when it landed");
+            let spec = transition::redated(&state.spec, landed, start.timeout);
+            state = self.write_state(owner, Some(&state), spec, changes).await?;
+        }
         match start.honours {
             Some(request) => {
                 tracing::info!(check = %owner.key(), run = %uuid, pod = %pod_name, %request, "starting a run asked for with run-now")

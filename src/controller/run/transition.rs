@@ -1,9 +1,12 @@
 //! How a state changes when a run starts and when it finishes (pure). Writes of these
 //! states carry the `resourceVersion` they were computed from.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 
 use crate::api::duration;
+use crate::api::time::add;
 use crate::api::{KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
 
 /// At most this many errors, of at most this many bytes each, are kept per history entry:
@@ -51,6 +54,23 @@ pub fn started(
     if let Some(request) = run.honours {
         s.honoured_run_request = Some(request.into());
     }
+    s
+}
+
+/// The run just started in `s`, dated `at` instead: its start, its deadline (one timeout
+/// later) and, for a slot of the schedule, the schedule's anchor. For a start whose write
+/// landed late.
+pub fn redated(
+    s: &KuberhealthyStateSpec,
+    at: Timestamp,
+    timeout: Duration,
+) -> KuberhealthyStateSpec {
+    let mut s = s.clone();
+    if s.scheduled_started_at.is_some() && s.scheduled_started_at == s.run_started_at {
+        s.scheduled_started_at = Some(at);
+    }
+    s.run_started_at = Some(at);
+    s.run_deadline = Some(add(at, timeout));
     s
 }
 
@@ -261,6 +281,29 @@ mod tests {
         assert_eq!(
             requested.honoured_run_request.as_deref(),
             Some("2026-01-01T00:30:00Z")
+        );
+    }
+
+    #[test]
+    fn a_late_start_is_dated_when_it_landed() {
+        let slot = start(None);
+        let landed = ts("2026-01-01T00:00:20Z");
+        let redated = redated(&slot, landed, std::time::Duration::from_secs(300));
+        assert_eq!(redated.run_started_at, Some(landed));
+        assert_eq!(
+            redated.scheduled_started_at,
+            Some(landed),
+            "the slot moves with it"
+        );
+        assert_eq!(redated.run_deadline, Some(ts("2026-01-01T00:05:20Z")));
+        assert_eq!(redated.uuid, slot.uuid);
+        // A run-now start leaves the schedule's anchor where it was.
+        let mut requested = slot.clone();
+        requested.scheduled_started_at = Some(ts("2025-12-31T23:00:00Z"));
+        let redated = super::redated(&requested, landed, std::time::Duration::from_secs(300));
+        assert_eq!(
+            redated.scheduled_started_at,
+            Some(ts("2025-12-31T23:00:00Z"))
         );
     }
 

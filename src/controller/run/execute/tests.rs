@@ -24,6 +24,8 @@ enum Reply {
     /// 200 (201 for POST) with the request's own object as a new version; a DELETE's
     /// Success status.
     Echo,
+    /// As `Echo`, after this long: a write held up in the API server.
+    EchoAfter(Duration),
     /// A refusal with this code and reason.
     Refuse(u16, &'static str),
 }
@@ -66,8 +68,11 @@ fn serve(
             );
             let bytes = request.into_body().collect_bytes().await.unwrap();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if let Reply::EchoAfter(delay) = step.reply {
+                tokio::time::sleep(delay).await;
+            }
             let response = match step.reply {
-                Reply::Echo => {
+                Reply::Echo | Reply::EchoAfter(_) => {
                     let object = if method == Method::DELETE {
                         json!({"apiVersion": "v1", "kind": "Status", "metadata": {},
                                "status": "Success", "code": 200})
@@ -480,5 +485,57 @@ async fn deleting_a_state_and_a_pod() {
     assert!(
         done.changes.is_empty(),
         "a refused delete is not remembered as done"
+    );
+}
+
+#[tokio::test]
+async fn a_start_persisted_late_is_dated_when_it_landed_before_its_pod_is_created() {
+    let asked = Timestamp::now();
+    let (done, seen) = run(
+        start(Some(state("c", json!({"OK": true})))),
+        vec![
+            expect(
+                Method::PUT,
+                format!("{STATES}/c"),
+                Reply::EchoAfter(LATE_START_WRITE + Duration::from_millis(200)),
+            ),
+            expect(Method::PUT, format!("{STATES}/c"), Reply::Echo),
+            expect(Method::POST, PODS, Reply::Echo),
+        ],
+    )
+    .await;
+    assert!(done.failure.is_none(), "{:?}", done.failure);
+    let planned: Timestamp = seen[0].2["spec"]["runStartedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dated: Timestamp = seen[1].2["spec"]["runStartedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(planned >= asked);
+    assert!(
+        dated.duration_since(planned) > jiff::SignedDuration::try_from(LATE_START_WRITE).unwrap(),
+        "planned {planned}, dated {dated}"
+    );
+    assert_eq!(
+        seen[1].2["spec"]["scheduledStartedAt"],
+        seen[1].2["spec"]["runStartedAt"]
+    );
+    assert_eq!(
+        seen[1].2["metadata"]["resourceVersion"], "11",
+        "on top of the late write"
+    );
+    // The pod's deadline is the redated one.
+    let deadline: Timestamp = seen[1].2["spec"]["runDeadline"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        env(&seen[2].2, "KH_CHECK_RUN_DEADLINE")["value"],
+        json!(deadline.as_second().to_string())
     );
 }
