@@ -34,9 +34,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Regenerates the committed CRDs from the Rust types.
+# Regenerates the committed CRDs from the Rust types: v2's in the chart's crds/, v3's
+# HealthCheck in its files/ (a template installs it, so a value can turn it off).
 crds: bin
-	$(KH) crd > charts/kuberhealthy/crds/crds.yaml
+	$(KH) crd --only v2 > charts/kuberhealthy/crds/crds.yaml
+	$(KH) crd --only healthcheck > charts/kuberhealthy/files/healthcheck-crd.yaml
 
 # Regenerates the committed RBAC (rbac/) from the code's declaration.
 rbac: bin
@@ -44,6 +46,7 @@ rbac: bin
 	$(KH) rbac --target-namespace kuberhealthy > rbac/kuberhealthy-namespaced.yaml
 	$(KH) rbac --rules controller > charts/kuberhealthy/files/controller-rules.yaml
 	$(KH) rbac --rules auth > charts/kuberhealthy/files/auth-rules.yaml
+	$(KH) rbac --rules healthchecks > charts/kuberhealthy/files/healthcheck-rules.yaml
 	$(KH) rbac --rules lease > charts/kuberhealthy/files/lease-rules.yaml
 	$(KH) rbac --rules checks > charts/kuberhealthy/files/check-rules.yaml
 	rm -rf rbac/checks && mkdir -p rbac/checks
@@ -51,8 +54,10 @@ rbac: bin
 
 # Fails when the committed CRDs or RBAC differ from what the code generates.
 crds-check: bin
-	@$(KH) crd | diff -u charts/kuberhealthy/crds/crds.yaml - \
+	@$(KH) crd --only v2 | diff -u charts/kuberhealthy/crds/crds.yaml - \
 	  || { echo "crds-check: charts/kuberhealthy/crds/crds.yaml is stale; run 'make crds' and commit it"; exit 1; }
+	@$(KH) crd --only healthcheck | diff -u charts/kuberhealthy/files/healthcheck-crd.yaml - \
+	  || { echo "crds-check: charts/kuberhealthy/files/healthcheck-crd.yaml is stale; run 'make crds' and commit it"; exit 1; }
 	@$(KH) rbac | diff -u rbac/kuberhealthy.yaml - \
 	  || { echo "crds-check: rbac/kuberhealthy.yaml is stale; run 'make rbac' and commit it"; exit 1; }
 	@$(KH) rbac --target-namespace kuberhealthy | diff -u rbac/kuberhealthy-namespaced.yaml - \
@@ -61,6 +66,8 @@ crds-check: bin
 	  || { echo "crds-check: the chart's controller rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(KH) rbac --rules auth | diff -u charts/kuberhealthy/files/auth-rules.yaml - \
 	  || { echo "crds-check: the chart's auth rules are stale; run 'make rbac' and commit them"; exit 1; }
+	@$(KH) rbac --rules healthchecks | diff -u charts/kuberhealthy/files/healthcheck-rules.yaml - \
+	  || { echo "crds-check: the chart's HealthCheck rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(KH) rbac --rules lease | diff -u charts/kuberhealthy/files/lease-rules.yaml - \
 	  || { echo "crds-check: the chart's lease rules are stale; run 'make rbac' and commit them"; exit 1; }
 	@$(KH) rbac --rules checks | diff -u charts/kuberhealthy/files/check-rules.yaml - \

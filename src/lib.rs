@@ -6,8 +6,10 @@
 //!   supervisor, report intake, the status page, metrics and the HTTP server.
 //! - [`checker`]: what runs in checker pods: the built-in checks and the check client.
 //! - [`generate`]: what `kuberhealthy crd` and `kuberhealthy rbac` print.
+//! - [`convert`]: what `kuberhealthy convert` does (v2 manifests into v3 HealthChecks, and back).
 
 pub mod api;
 pub mod checker;
 pub mod controller;
+pub mod convert;
 pub mod generate;

@@ -20,8 +20,24 @@ struct Cli {
 enum Command {
     /// Run a controller replica.
     Run(Box<RunArgs>),
-    /// Print the KuberhealthyCheck, KuberhealthyJob and KuberhealthyState CRDs as YAML.
-    Crd,
+    /// Print the CRDs as YAML: KuberhealthyCheck, KuberhealthyJob, KuberhealthyState and
+    /// (Kuberhealthy v3's) HealthCheck.
+    Crd {
+        /// Print only v2's three (`v2`) or only the HealthCheck (`healthcheck`).
+        #[arg(long, value_parser = ["v2", "healthcheck"])]
+        only: Option<String>,
+    },
+    /// Convert Kuberhealthy v2 KuberhealthyCheck and KuberhealthyJob manifests into v3
+    /// HealthChecks (`--to v3`, the default), or HealthChecks back (`--to v2`). Reads the
+    /// files given, or stdin; prints YAML. Other kinds pass through; what has no equivalent
+    /// is refused with the reason, and then nothing is printed.
+    Convert {
+        /// The form to write.
+        #[arg(long, default_value = "v3", value_parser = ["v3", "v2"])]
+        to: String,
+        /// Manifest files (`-` or none: stdin).
+        files: Vec<std::path::PathBuf>,
+    },
     /// Report a checker's result (for shell checks): `--ok`, or one `--error` per problem.
     /// Reads KH_REPORTING_URL, KH_RUN_UUID and KH_CHECK_RUN_DEADLINE like every check client.
     #[command(group(clap::ArgGroup::new("result").required(true).args(["ok", "error"])))]
@@ -55,10 +71,10 @@ enum Command {
         /// Grant access to this namespace only (Roles, no ClusterRole), for TARGET_NAMESPACE.
         #[arg(long)]
         target_namespace: Option<String>,
-        /// Print only the rules of `controller`, `auth` (POST /api/run's reviews, cluster-wide
-        /// only), `lease`, or every built-in check as a map
-        /// `check -> rules` (`checks`), for the Helm chart's files/.
-        #[arg(long, value_parser = ["controller", "auth", "lease", "checks"])]
+        /// Print only the rules of `controller` (v2's resources), `healthchecks` (v3's),
+        /// `auth` (POST /api/run's reviews, cluster-wide only), `lease`, or every built-in
+        /// check as a map `check -> rules` (`checks`), for the Helm chart's files/.
+        #[arg(long, value_parser = ["controller", "healthchecks", "auth", "lease", "checks"])]
         rules: Option<String>,
         /// Print the ServiceAccount and RBAC of this built-in check instead (its pods run in
         /// --namespace; --target-namespace limits it to one namespace).
@@ -73,10 +89,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", kuberhealthy::generate::crd::crds_yaml());
+        Command::Crd { only } => {
+            use kuberhealthy::generate::crd::{Generation, crds_yaml};
+            let generations: &[Generation] = match only.as_deref() {
+                Some("v2") => &[Generation::V2],
+                Some(_) => &[Generation::V3],
+                None => &[Generation::V2, Generation::V3],
+            };
+            print!("{}", crds_yaml(generations));
             ExitCode::SUCCESS
         }
+        Command::Convert { to, files } => convert(&to, &files),
         Command::Rbac {
             namespace,
             target_namespace,
@@ -111,6 +134,7 @@ fn main() -> ExitCode {
             }
             match rules.as_deref() {
                 Some("controller") => print!("{}", rbac::rules_yaml(rbac::CONTROLLER_RULES)),
+                Some("healthchecks") => print!("{}", rbac::rules_yaml(rbac::HEALTHCHECK_RULES)),
                 Some("auth") => print!("{}", rbac::rules_yaml(rbac::AUTH_RULES)),
                 Some("lease") => print!("{}", rbac::rules_yaml(rbac::LEASE_RULES)),
                 Some(_) => print!("{}", rbac::check_rules_yaml()),
@@ -148,6 +172,49 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn convert(to: &str, files: &[std::path::PathBuf]) -> ExitCode {
+    use kuberhealthy::convert::{Target, convert_yaml, to_yaml};
+    use std::io::Read;
+    let target = if to == "v2" { Target::V2 } else { Target::V3 };
+    let stdin = [std::path::PathBuf::from("-")];
+    let inputs = if files.is_empty() { &stdin[..] } else { files };
+    let mut converted = Vec::new();
+    let mut refused = false;
+    for path in inputs {
+        let (name, text) = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                eprintln!("kuberhealthy convert: cannot read stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            ("stdin".to_string(), text)
+        } else {
+            match std::fs::read_to_string(path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => {
+                    eprintln!("kuberhealthy convert: cannot read {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
+        match convert_yaml(&text, target) {
+            Ok(documents) => converted.extend(documents),
+            Err(refusals) => {
+                refused = true;
+                for refusal in refusals {
+                    eprintln!("kuberhealthy convert: {name}: {refusal}");
+                }
+            }
+        }
+    }
+    if refused {
+        eprintln!("kuberhealthy convert: nothing was printed");
+        return ExitCode::FAILURE;
+    }
+    print!("{}", to_yaml(&converted));
+    ExitCode::SUCCESS
 }
 
 fn report(ok: bool, errors: Vec<String>) -> Result<(), kuberhealthy::checker::client::ReportError> {

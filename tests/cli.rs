@@ -126,7 +126,10 @@ fn an_explicit_missing_config_file_is_an_error() {
 
 #[test]
 fn crd_prints_three_documents() {
-    let out = kuberhealthy().arg("crd").output().unwrap();
+    let out = kuberhealthy()
+        .args(["crd", "--only", "v2"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().filter(|l| *l == "---").count(), 3);
@@ -137,4 +140,137 @@ fn crd_prints_three_documents() {
     ] {
         assert!(text.contains(&format!("name: {name}")), "missing {name}");
     }
+}
+
+#[test]
+fn crd_prints_v2s_three_and_the_healthcheck() {
+    let run = |args: &[&str]| {
+        let out = kuberhealthy().args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all = run(&["crd"]);
+    let v2 = run(&["crd", "--only", "v2"]);
+    let v3 = run(&["crd", "--only", "healthcheck"]);
+    assert_eq!(all, format!("{v2}{v3}"));
+    assert_eq!(v3.lines().filter(|l| *l == "---").count(), 1);
+    assert!(v3.contains("name: healthchecks.kuberhealthy.github.io"));
+}
+
+fn convert(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = kuberhealthy()
+        .arg("convert")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/v2/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn documents(text: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple(text).unwrap()
+}
+
+#[test]
+fn convert_turns_files_into_healthchecks_and_stdin_back() {
+    let out = convert(
+        &[&fixture("dns-status-internal.yaml"), &fixture("khjob.yaml")],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = documents(&text);
+    let kinds: Vec<(&str, &str)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["apiVersion"].as_str().unwrap(),
+                d["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("kuberhealthy.github.io/v2", "HealthCheck")),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds
+            .iter()
+            .any(|(group, _)| *group == "comcast.github.io/v1"),
+        "{kinds:?}"
+    );
+    let job = docs
+        .iter()
+        .find(|d| d["spec"]["singleRunOnly"] == true)
+        .expect("the khjob became a single-run HealthCheck");
+    assert!(job["spec"]["podSpec"]["spec"]["containers"].is_array());
+
+    // And back, from stdin: the same v2 specs.
+    let back = convert(&["--to", "v2"], &text);
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let back = documents(&String::from_utf8(back.stdout).unwrap());
+    let originals: Vec<serde_json::Value> = [
+        std::fs::read_to_string(fixture("dns-status-internal.yaml")).unwrap(),
+        std::fs::read_to_string(fixture("khjob.yaml")).unwrap(),
+    ]
+    .iter()
+    .flat_map(|t| documents(t))
+    .collect();
+    for original in originals
+        .iter()
+        .filter(|d| d["apiVersion"] == "comcast.github.io/v1" && d["kind"] == "KuberhealthyCheck")
+    {
+        let name = &original["metadata"]["name"];
+        let converted = back
+            .iter()
+            .find(|d| d["metadata"]["name"] == *name && d["kind"] == "KuberhealthyCheck")
+            .unwrap_or_else(|| panic!("{name} did not come back"));
+        assert_eq!(converted["spec"], original["spec"], "{name}");
+    }
+}
+
+#[test]
+fn convert_refuses_what_has_no_equivalent_and_prints_nothing() {
+    let out = convert(&[&fixture("khstate.yaml")], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("khstate.yaml: document 1 (KuberhealthyState")
+            && stderr.contains("holds a result, not a check"),
+        "{stderr}"
+    );
+    let out = convert(
+        &[],
+        "apiVersion: comcast.github.io/v1\nkind: KuberhealthyCheck\nmetadata: {name: x}\nspec: {runInterval: 1m, podSpec: {containers: []}, schedule: \"* * * * *\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "stdin: document 1 (KuberhealthyCheck x): spec.schedule has no HealthCheck equivalent"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

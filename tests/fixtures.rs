@@ -1,4 +1,4 @@
-//! v2 manifests (tests/fixtures/v2) read into the types and written back unchanged.
+//! v2 manifests (tests/fixtures/v2) and v3 HealthChecks (tests/fixtures/v3) read into the types and written back unchanged.
 
 use std::path::Path;
 
@@ -133,4 +133,37 @@ fn unknown_job_phase_is_named() {
         job.phase().unwrap_err().to_string(),
         r#"spec.phase: "Done" is not a job phase; expected "", "Running" or "Completed""#
     );
+}
+
+/// A v3 manifest (tests/fixtures/v3) read into `T` and back unchanged.
+fn round_trip_v3<T: DeserializeOwned + Serialize>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v3")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let original: Value = serde_saphyr::from_str(&text).unwrap();
+    let typed: T =
+        serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        serde_json::to_value(&typed).unwrap(),
+        original,
+        "{name} did not survive a round trip"
+    );
+    typed
+}
+
+#[test]
+fn v3_healthcheck_fixture() {
+    let hc: kuberhealthy::api::HealthCheck = round_trip_v3("healthcheck.yaml");
+    let timing = hc.validate().unwrap();
+    assert_eq!(timing.run_interval.as_secs(), 600);
+    assert_eq!(timing.timeout.as_secs(), 300);
+    assert!(!timing.single_run);
+}
+
+#[test]
+fn v3_status_fixture() {
+    let status: kuberhealthy::api::HealthCheckStatus = round_trip_v3("healthcheck-status.yaml");
+    assert_eq!(status.run_duration, 300_000_000_000);
+    assert!(!status.run_in_flight());
 }

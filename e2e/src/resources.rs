@@ -1,5 +1,6 @@
-//! Kuberhealthy's custom resources for dynamic clients. The harness does not depend on the
-//! controller's crate (the bench and the pod runner are plain binaries), so it names them here.
+//! Kuberhealthy's custom resources (v2's, and v3's HealthCheck) for dynamic clients. The
+//! harness does not depend on the controller's crate (the bench and the pod runner are plain
+//! binaries), so it names them here.
 
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
@@ -22,4 +23,12 @@ pub fn khstates() -> ApiResource {
 
 pub fn khjobs() -> ApiResource {
     resource("KuberhealthyJob", "khjobs")
+}
+
+/// Kuberhealthy v3's `HealthCheck` (`kuberhealthy.github.io/v2`).
+pub fn healthchecks() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kuberhealthy.github.io", "v2", "HealthCheck"),
+        "healthchecks",
+    )
 }

@@ -1,10 +1,12 @@
 //! What the controller and the checkers share: the Kuberhealthy v2 resources
-//! (`comcast.github.io/v1`), the names and formats that come with them, and RBAC rule types.
+//! (`comcast.github.io/v1`), Kuberhealthy v3's `HealthCheck` (`kuberhealthy.github.io/v2`), the
+//! names and formats that come with them, and RBAC rule types.
 
 pub mod access;
 pub mod cadence;
 pub mod check;
 pub mod duration;
+pub mod healthcheck;
 pub mod job;
 pub mod names;
 pub mod state;
@@ -12,5 +14,6 @@ pub mod time;
 pub mod validate;
 
 pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};
+pub use healthcheck::{HealthCheck, HealthCheckSpec, HealthCheckStatus};
 pub use job::{JobPhase, KuberhealthyJob, KuberhealthyJobSpec};
 pub use state::{KuberhealthyState, KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};

@@ -29,3 +29,19 @@ pub const HEADER_RUN_UUID: &str = "kh-run-uuid";
 /// Report paths: v2's and v3's.
 pub const REPORT_PATH_V2: &str = "/externalCheckStatus";
 pub const REPORT_PATH_V3: &str = "/check";
+
+/// Kuberhealthy v3's checker pod labels: the HealthCheck's name and the run's UUID.
+pub const LABEL_HEALTHCHECK: &str = "healthcheck";
+pub const LABEL_RUN_UUID: &str = "kh-run-uuid";
+/// Kuberhealthy v3's checker pod annotations.
+pub const ANNOTATION_CREATED_BY: &str = "createdBy";
+pub const ANNOTATION_CREATED_BY_VALUE: &str = "kuberhealthy";
+pub const ANNOTATION_RUN_UUID: &str = "kh-run-uuid";
+pub const ANNOTATION_CREATED_TIME: &str = "createdTime";
+pub const ANNOTATION_HEALTHCHECK_NAME: &str = "kuberhealthyCheckName";
+/// The finalizer Kuberhealthy v3 puts on every HealthCheck; released here when one written by
+/// v3 is deleted, or its deletion would wait forever.
+pub const FINALIZER_V3: &str = "kuberhealthy.io/healthcheck";
+/// HealthCheck labels v3 copies into its metrics as `severity` and `category`.
+pub const LABEL_SEVERITY: &str = "kuberhealthy.io/severity";
+pub const LABEL_CATEGORY: &str = "kuberhealthy.io/category";

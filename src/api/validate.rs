@@ -39,7 +39,8 @@ fn duration_error(field: &str, value: &str, err: DurationError) -> SpecError {
     }
 }
 
-fn positive_duration(field: &str, value: &str) -> Result<Duration, SpecError> {
+/// A Go duration above zero; the error names `field`.
+pub fn positive_duration(field: &str, value: &str) -> Result<Duration, SpecError> {
     let d = duration::parse(value.trim()).map_err(|e| duration_error(field, value, e))?;
     if d.is_zero() {
         return Err(SpecError {
@@ -100,17 +101,22 @@ pub fn timeout(value: &str) -> Result<Duration, SpecError> {
 /// `spec.podSpec`: at least one container, and every container names an image (the
 /// checker pod could not start otherwise).
 pub fn pod_spec(spec: &PodSpec) -> Result<(), Vec<SpecError>> {
+    pod_spec_at(spec, "spec.podSpec")
+}
+
+/// [`pod_spec`] for a pod spec at `path` (a HealthCheck's is `spec.podSpec.spec`).
+pub fn pod_spec_at(spec: &PodSpec, path: &str) -> Result<(), Vec<SpecError>> {
     let mut errors = Vec::new();
     if spec.containers.is_empty() {
         errors.push(SpecError {
-            field: "spec.podSpec.containers".into(),
+            field: format!("{path}.containers"),
             message: "is empty; a checker pod needs at least one container".into(),
         });
     }
     for (i, c) in spec.containers.iter().enumerate() {
         if c.image.as_deref().is_none_or(|s| s.trim().is_empty()) {
             errors.push(SpecError {
-                field: format!("spec.podSpec.containers[{i}].image"),
+                field: format!("{path}.containers[{i}].image"),
                 message: format!("container {:?} has no image; set the checker image", c.name),
             });
         }
@@ -129,6 +135,11 @@ pub fn describe_invalid(key: &str, workload: Workload, errors: &[SpecError]) -> 
         Workload::Check => "check",
         Workload::Job => "job",
     };
+    describe_invalid_as(key, what, errors)
+}
+
+/// [`describe_invalid`] naming what is invalid (`check`, `job`, `HealthCheck`).
+pub fn describe_invalid_as(key: &str, what: &str, errors: &[SpecError]) -> Vec<String> {
     errors
         .iter()
         .map(|e| format!("{key}: invalid {what}: {e}"))

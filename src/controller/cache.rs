@@ -1,5 +1,6 @@
-//! The watch-fed cache every replica serves from: checks, jobs, states and checker pods, kept current by
-//! kube-runtime reflectors. HTTP reads come from here only, never from the API server.
+//! The watch-fed cache every replica serves from: checks, jobs, states, checker pods and, when
+//! served, v3 HealthChecks, kept current by kube-runtime reflectors. HTTP reads come from here
+//! only, never from the API server.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -14,22 +15,24 @@ use tokio::sync::watch;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
+use crate::api::{HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
 
 #[derive(Clone)]
 pub struct Cache {
     pub checks: Store<KuberhealthyCheck>,
     pub jobs: Store<KuberhealthyJob>,
     pub states: Store<KuberhealthyState>,
-    /// Checker pods (label `app=kuberhealthy-check`).
+    /// Checker pods (label `app=kuberhealthy-check`, which HealthChecks' pods carry too).
     pub pods: Store<Pod>,
-    synced: Arc<[Arc<AtomicBool>; 4]>,
+    /// v3 HealthChecks, when this replica serves them.
+    pub healthchecks: Option<Store<HealthCheck>>,
+    synced: Arc<Vec<(&'static str, Arc<AtomicBool>)>>,
     changes: watch::Receiver<u64>,
 }
 
 impl Cache {
-    /// Starts watching `namespace` (or every namespace).
-    pub fn start(client: Client, namespace: Option<&str>) -> Cache {
+    /// Starts watching `namespace` (or every namespace); HealthChecks too when `healthchecks`.
+    pub fn start(client: Client, namespace: Option<&str>, healthchecks: bool) -> Cache {
         let (changes_tx, changes) = watch::channel(0u64);
         let changes_tx = Arc::new(changes_tx);
         let all = watcher::Config::default();
@@ -48,25 +51,46 @@ impl Cache {
             names::LABEL_APP,
             names::LABEL_APP_VALUE
         ));
-        let (pods, pods_synced) = reflect::<Pod>(client, namespace, checker_pods, changes_tx);
+        let (pods, pods_synced) =
+            reflect::<Pod>(client.clone(), namespace, checker_pods, changes_tx.clone());
+        let mut synced = vec![
+            ("khchecks", checks_synced),
+            ("khjobs", jobs_synced),
+            ("khstates", states_synced),
+            ("checker pods", pods_synced),
+        ];
+        let healthchecks = healthchecks.then(|| {
+            let (store, flag) =
+                reflect::<HealthCheck>(client, namespace, watcher::Config::default(), changes_tx);
+            synced.push(("healthchecks", flag));
+            store
+        });
         Cache {
             checks,
             jobs,
             states,
             pods,
-            synced: Arc::new([checks_synced, jobs_synced, states_synced, pods_synced]),
+            healthchecks,
+            synced: Arc::new(synced),
             changes,
         }
     }
 
     /// Which of the caches have not finished their first list yet.
     pub fn unsynced(&self) -> Vec<&'static str> {
-        ["khchecks", "khjobs", "khstates", "checker pods"]
-            .into_iter()
-            .zip(self.synced.iter())
+        self.synced
+            .iter()
             .filter(|(_, s)| !s.load(Ordering::Relaxed))
-            .map(|(name, _)| name)
+            .map(|(name, _)| *name)
             .collect()
+    }
+
+    /// The HealthChecks, or none when they are not served.
+    pub fn healthchecks(&self) -> Vec<Arc<HealthCheck>> {
+        self.healthchecks
+            .as_ref()
+            .map(|store| store.state())
+            .unwrap_or_default()
     }
 
     /// A receiver that changes whenever any cached object changes.

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::duration::{self, GoDuration};
+use crate::api::names;
 
 /// v2's config file path (the chart mounts the ConfigMap there).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/config/kuberhealthy.yaml";
@@ -70,6 +71,12 @@ pub struct RunArgs {
     /// At most this many runs start per second; overdue checks catch up at this rate.
     #[arg(long, env = "KH_MAX_STARTS_PER_SECOND")]
     pub max_starts_per_second: Option<String>,
+    /// Serve Kuberhealthy v3's HealthChecks too: `true` (the default) or `false`.
+    #[arg(long, env = "KH_HEALTHCHECKS")]
+    pub healthchecks: Option<String>,
+    /// The base URL HealthChecks' checker pods report to (v3's variable); `/check` is appended.
+    #[arg(long, env = "KH_CHECK_REPORT_URL")]
+    pub check_report_url: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -135,6 +142,10 @@ pub struct Settings {
     pub pod_namespace: String,
     pub target_namespace: Option<String>,
     pub reporting_url: String,
+    /// Whether v3 HealthChecks are served.
+    pub healthchecks: bool,
+    /// `KH_REPORTING_URL` of HealthChecks' checker pods: v3's `/check`.
+    pub healthcheck_reporting_url: String,
     pub lease: LeaseSettings,
     pub max_starts_per_second: u32,
     #[serde(rename = "maxKHJobAge")]
@@ -483,6 +494,48 @@ impl Settings {
             }
         };
 
+        let healthchecks_origin = Origin {
+            flag: "healthchecks",
+            env: "KH_HEALTHCHECKS",
+        };
+        let healthchecks = match args.healthchecks.as_deref().map(str::trim) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(flag_error(
+                    &healthchecks_origin,
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let check_url_origin = Origin {
+            flag: "check-report-url",
+            env: "KH_CHECK_REPORT_URL",
+        };
+        let healthcheck_reporting_url = match non_empty(&args.check_report_url) {
+            Some(base) => {
+                validate_http_url(&base).map_err(|m| flag_error(&check_url_origin, m))?;
+                let base = base.trim_end_matches('/');
+                if base.ends_with(names::REPORT_PATH_V3) {
+                    return Err(flag_error(
+                        &check_url_origin,
+                        format!(
+                            "{base:?} ends with /check; give the base URL, as for Kuberhealthy v3: /check is appended"
+                        ),
+                    ));
+                }
+                format!("{base}{}", names::REPORT_PATH_V3)
+            }
+            None => check_url_from(&reporting_url).unwrap_or_else(|origin| {
+                warnings.push(format!(
+                    "KH_EXTERNAL_REPORTING_URL {reporting_url:?} does not end with {}: HealthChecks' checker pods report to {origin}{} (set KH_CHECK_REPORT_URL to choose)",
+                    names::REPORT_PATH_V2,
+                    names::REPORT_PATH_V3
+                ));
+                format!("{origin}{}", names::REPORT_PATH_V3)
+            }),
+        };
+
         let lease = resolve_lease(args)?;
         let starts_origin = Origin {
             flag: "max-starts-per-second",
@@ -545,6 +598,8 @@ impl Settings {
             pod_namespace,
             target_namespace,
             reporting_url,
+            healthchecks,
+            healthcheck_reporting_url,
             lease,
             max_starts_per_second,
             max_khjob_age: max_khjob_age.into(),
@@ -721,6 +776,19 @@ fn validate_namespace_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// v3's reporting URL from v2's: its `/externalCheckStatus` becomes `/check`. A URL with
+/// another path gives its scheme and authority as the error, for the caller to build on.
+fn check_url_from(v2_url: &str) -> Result<String, String> {
+    if let Some(base) = v2_url.strip_suffix(names::REPORT_PATH_V2) {
+        return Ok(format!("{base}{}", names::REPORT_PATH_V3));
+    }
+    let after_scheme = v2_url.find("://").map_or(0, |i| i + 3);
+    let end = v2_url[after_scheme..]
+        .find('/')
+        .map_or(v2_url.len(), |i| after_scheme + i);
+    Err(v2_url[..end].to_string())
+}
+
 fn validate_http_url(url: &str) -> Result<(), String> {
     let parsed: axum::http::Uri = url
         .parse()
@@ -768,6 +836,11 @@ mod tests {
             "http://kuberhealthy.kuberhealthy.svc.cluster.local/externalCheckStatus"
         );
         assert_eq!(s.target_namespace, None);
+        assert!(s.healthchecks);
+        assert_eq!(
+            s.healthcheck_reporting_url,
+            "http://kuberhealthy.kuberhealthy.svc.cluster.local/check"
+        );
         assert_eq!(s.max_khjob_age.to_string(), "15m0s");
         assert_eq!(s.max_check_pod_age.to_string(), "72h0m0s");
         assert_eq!((s.max_completed_pod_count, s.max_error_pod_count), (4, 4));
@@ -1018,6 +1091,41 @@ enableInflux: false
         a.pod_namespace = None;
         assert!(
             err(&a, "").starts_with("--pod-namespace / POD_NAMESPACE: pod-namespace: is not set")
+        );
+    }
+
+    #[test]
+    fn healthchecks_report_to_v3s_path() {
+        let mut a = args();
+        a.reporting_url = Some("http://kh.example:8080/proxy/externalCheckStatus".into());
+        let s = resolve(&a, "").unwrap();
+        assert_eq!(
+            s.healthcheck_reporting_url,
+            "http://kh.example:8080/proxy/check"
+        );
+        a.reporting_url = Some("https://kh.example/report".into());
+        let s = resolve(&a, "").unwrap();
+        assert_eq!(s.healthcheck_reporting_url, "https://kh.example/check");
+        assert!(
+            s.warnings[0].contains("set KH_CHECK_REPORT_URL"),
+            "{:?}",
+            s.warnings
+        );
+        a.check_report_url = Some("http://kh.example:9000/".into());
+        let s = resolve(&a, "").unwrap();
+        assert_eq!(s.healthcheck_reporting_url, "http://kh.example:9000/check");
+        a.check_report_url = Some("http://kh.example/check".into());
+        assert_eq!(
+            err(&a, ""),
+            "--check-report-url / KH_CHECK_REPORT_URL: check-report-url: \"http://kh.example/check\" ends with /check; give the base URL, as for Kuberhealthy v3: /check is appended"
+        );
+        let mut a = args();
+        a.healthchecks = Some("false".into());
+        assert!(!resolve(&a, "").unwrap().healthchecks);
+        a.healthchecks = Some("no".into());
+        assert_eq!(
+            err(&a, ""),
+            "--healthchecks / KH_HEALTHCHECKS: healthchecks: \"no\" is not true or false"
         );
     }
 

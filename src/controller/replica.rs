@@ -8,6 +8,7 @@ use axum::http::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::api_error::{self, ApiErrorKind};
 use crate::controller::cache::Cache;
 use crate::controller::config::Settings;
 use crate::controller::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
@@ -20,7 +21,7 @@ use crate::controller::run::reap::Retention;
 use crate::controller::run::supervisor::Supervisor;
 use crate::controller::run_now::{self, RunNowContext};
 use crate::controller::server::{self, AppState};
-use crate::controller::store::States;
+use crate::controller::store::{HealthChecks, States};
 
 /// A client whose user agent names this replica, so the API server's audit log and
 /// metrics can tell replicas apart.
@@ -44,7 +45,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = client(&settings).await?;
     let shutdown = CancellationToken::new();
 
-    let cache = Cache::start(client.clone(), settings.target_namespace.as_deref());
+    let healthchecks = settings.healthchecks
+        && healthchecks_served(&client, settings.target_namespace.as_deref()).await;
+    let cache = Cache::start(
+        client.clone(),
+        settings.target_namespace.as_deref(),
+        healthchecks,
+    );
     let (holder, lease_synced) = leader::watch_holder(
         client.clone(),
         &settings.pod_namespace,
@@ -84,6 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         cache: cache.clone(),
         client: client.clone(),
         states: States::new(client.clone()),
+        healthchecks: HealthChecks::new(client.clone()),
         identity: settings.pod_name.as_str().into(),
         metrics: metrics.controller(),
     });
@@ -125,6 +133,59 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the API server serves HealthChecks to this replica: one list at start-up. Without
+/// the CRD (a v2-only install) or the permission, the replica runs without HealthChecks and
+/// says why, instead of waiting forever for a cache that cannot fill; installing either later
+/// takes a restart. An API server that does not answer is asked again a few times, then the
+/// HealthChecks are watched anyway (the watch retries).
+async fn healthchecks_served(client: &kube::Client, namespace: Option<&str>) -> bool {
+    use backon::{ExponentialBuilder, Retryable};
+    use kube::api::ListParams;
+
+    use crate::api::HealthCheck;
+    let api: kube::Api<HealthCheck> = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    let definite = |e: &kube::Error| {
+        matches!(
+            api_error::classify(e),
+            ApiErrorKind::NotFound | ApiErrorKind::Forbidden
+        )
+    };
+    let listed = (|| async { api.list_metadata(&ListParams::default().limit(1)).await })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_millis(500))
+                .with_max_times(4),
+        )
+        .when(|e| !definite(e))
+        .notify(|e, _| {
+            tracing::warn!(error = %api_error::reason(e), "cannot tell yet whether HealthChecks are served; asking again")
+        })
+        .await;
+    match listed {
+        Ok(_) => {
+            tracing::info!("serving Kuberhealthy v3's HealthChecks too");
+            true
+        }
+        Err(e) if api_error::classify(&e) == ApiErrorKind::NotFound => {
+            tracing::warn!(
+                "HealthChecks are not served: the API server has no healthchecks.kuberhealthy.github.io (install the HealthCheck CRD and restart, or set KH_HEALTHCHECKS=false)"
+            );
+            false
+        }
+        Err(e) if api_error::classify(&e) == ApiErrorKind::Forbidden => {
+            tracing::warn!(reason = %api_error::reason(&e), "HealthChecks are not served: this replica may not list them (grant the RBAC of `kuberhealthy rbac` and restart, or set KH_HEALTHCHECKS=false)");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %api_error::reason(&e), "watching HealthChecks although the API server did not answer whether it serves them");
+            true
+        }
+    }
+}
+
 /// What the leader's supervisor of each term is made of.
 #[derive(Clone)]
 struct LeaderSettings {
@@ -138,6 +199,7 @@ fn leader_settings(settings: &Settings, metrics: ControllerMetrics) -> LeaderSet
         executor: ExecutorSettings {
             identity: settings.pod_name.clone(),
             reporting_url: settings.reporting_url.clone(),
+            healthcheck_reporting_url: settings.healthcheck_reporting_url.clone(),
             metrics,
         },
         plan: PlanSettings {

@@ -1,4 +1,5 @@
-//! The routes every replica serves: the status page, `/metrics`, `/healthz`, `/readyz`.
+//! The routes every replica serves: the status page, v3's status page (`/v3/json`),
+//! `/metrics`, `/healthz`, `/readyz`.
 //! Reads are served from the watch-fed cache only.
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(status_page).fallback(method_not_allowed))
         .route("/json", get(status_page).fallback(method_not_allowed))
+        .route("/v3/json", get(v3_status_page).fallback(method_not_allowed))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
@@ -42,7 +44,7 @@ pub fn router(state: AppState) -> Router {
 async fn not_found() -> Response {
     json_error(
         StatusCode::NOT_FOUND,
-        "no such path; the status page is GET / or GET /json, metrics are GET /metrics",
+        "no such path; the status page is GET / or GET /json (v3's: GET /v3/json), metrics are GET /metrics",
     )
 }
 
@@ -76,39 +78,74 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Which shape a status page request asks for.
+#[derive(Clone, Copy)]
+enum Shape {
+    V2,
+    V3,
+}
+
 async fn status_page(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    answer_status(&state, &query, &body, Shape::V2)
+}
+
+async fn v3_status_page(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    answer_status(&state, &query, &body, Shape::V3)
+}
+
+fn answer_status(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+    shape: Shape,
+) -> Response {
     // As in v2: a body means a checker posted its report to the wrong URL.
     if !body.is_empty() {
         return json_error(
             StatusCode::BAD_REQUEST,
-            "the status page takes no request body; checker pods report with POST to /externalCheckStatus",
+            "the status page takes no request body; checker pods report with POST to /externalCheckStatus (v2) or /check (v3)",
         );
     }
     let checks = state.cache.checks.state();
     let jobs = state.cache.jobs.state();
     let states = state.cache.states.state();
+    let healthchecks = state.cache.healthchecks();
     let holder = state.holder.borrow().clone();
     let snapshot = Snapshot {
         checks: &checks,
         jobs: &jobs,
         states: &states,
+        healthchecks: &healthchecks,
         current_master: holder.as_deref(),
         metadata: &state.metadata,
         now: Timestamp::now(),
     };
     let filter = status::parse_namespace_filter(query.get("namespace").map(String::as_str));
-    let page = status::render(&snapshot, &filter);
+    let (ok, body) = match shape {
+        Shape::V2 => {
+            let page = status::render(&snapshot, &filter);
+            (page.ok, serde_json::to_string_pretty(&page))
+        }
+        Shape::V3 => {
+            let page = status::v3::render(&snapshot, &filter);
+            (page.ok, serde_json::to_string_pretty(&page))
+        }
+    };
+    let body = body.expect("the status page always serializes");
     // Opt-in for plain uptime monitors: `?strict=true` answers 503 when not OK.
     let strict = query.get("strict").is_some_and(|v| v == "true" || v == "1");
-    let code = if strict && !page.ok {
+    let code = if strict && !ok {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = serde_json::to_string_pretty(&page).expect("the status page always serializes");
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

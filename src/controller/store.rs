@@ -1,17 +1,17 @@
-//! Reading and writing khstates on the API server, for the leader's executor and for report
-//! intake. Every replace carries the
-//! `resourceVersion` the new spec was computed from: a conflict means someone else wrote
-//! first, and the caller re-reads and decides again. This is the fencing of runs.
+//! Reading and writing run records on the API server (khstates, and HealthChecks through their
+//! status subresource), for the leader's executor and for report intake. Every replace
+//! carries the `resourceVersion` the new record was computed from: a conflict means someone
+//! else wrote first, and the caller re-reads and decides again. This is the fencing of runs.
 
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
-use crate::api::{KuberhealthyState, KuberhealthyStateSpec};
+use crate::api::{HealthCheck, HealthCheckStatus, KuberhealthyState, KuberhealthyStateSpec, names};
 use crate::controller::api_error::{self, ApiErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("the khstate changed since it was read")]
+    #[error("the run record changed since it was read")]
     Conflict,
     #[error(transparent)]
     Api(#[from] kube::Error),
@@ -89,6 +89,66 @@ impl States {
             Ok(_) => Ok(()),
             Err(e) if api_error::classify(&e) == ApiErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HealthChecks {
+    client: Client,
+}
+
+impl HealthChecks {
+    pub fn new(client: Client) -> HealthChecks {
+        HealthChecks { client }
+    }
+
+    fn api(&self, namespace: &str) -> Api<HealthCheck> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    pub async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HealthCheck>, kube::Error> {
+        self.api(namespace).get_opt(name).await
+    }
+
+    /// Replaces `current`'s status through the status subresource, on the condition that the
+    /// HealthCheck has not changed since it was read.
+    pub async fn replace_status(
+        &self,
+        current: &HealthCheck,
+        status: HealthCheckStatus,
+    ) -> Result<HealthCheck, WriteError> {
+        let namespace = current.namespace().unwrap_or_default();
+        let mut next = current.clone();
+        next.metadata.managed_fields = None;
+        next.status = Some(status);
+        self.api(&namespace)
+            .replace_status(&current.name_any(), &PostParams::default(), &next)
+            .await
+            .map_err(classify)
+    }
+
+    /// Removes Kuberhealthy v3's finalizer from a HealthCheck being deleted, on the condition
+    /// that it has not changed since it was read.
+    pub async fn release_finalizer(&self, current: &HealthCheck) -> Result<(), WriteError> {
+        let namespace = current.namespace().unwrap_or_default();
+        let mut next = current.clone();
+        next.metadata.managed_fields = None;
+        if let Some(finalizers) = &mut next.metadata.finalizers {
+            finalizers.retain(|f| f != names::FINALIZER_V3);
+        }
+        match self
+            .api(&namespace)
+            .replace(&current.name_any(), &PostParams::default(), &next)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if api_error::classify(&e) == ApiErrorKind::NotFound => Ok(()),
+            Err(e) => Err(classify(e)),
         }
     }
 }

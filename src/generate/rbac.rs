@@ -63,6 +63,32 @@ pub const AUTH_RULES: &[Rule] = &[
     },
 ];
 
+/// What the controller does with Kuberhealthy v3's HealthChecks, in the same namespaces (the
+/// chart grants them only while it installs the HealthCheck CRD).
+pub const HEALTHCHECK_RULES: &[Rule] = &[
+    Rule {
+        group: "kuberhealthy.github.io",
+        resources: &["healthchecks"],
+        verbs: &["get", "list", "watch", "update"],
+        why: "the cache of HealthChecks; releasing Kuberhealthy v3's finalizer when one is deleted",
+    },
+    Rule {
+        group: "kuberhealthy.github.io",
+        resources: &["healthchecks/status"],
+        verbs: &["update"],
+        why: "persisting runs and results in HealthChecks' status",
+    },
+];
+
+/// Every rule of the controller in the namespaces it watches: v2's resources, then v3's.
+pub fn all_controller_rules() -> Vec<Rule> {
+    CONTROLLER_RULES
+        .iter()
+        .chain(HEALTHCHECK_RULES)
+        .copied()
+        .collect()
+}
+
 /// What the replicas do in their own namespace: elect a leader.
 pub const LEASE_RULES: &[Rule] = &[Rule {
     group: "coordination.k8s.io",
@@ -131,7 +157,7 @@ pub fn controller_manifests(namespace: &str, target_namespace: Option<&str>) -> 
     })];
     match target_namespace {
         None => {
-            let mut rules = policy(CONTROLLER_RULES);
+            let mut rules = policy(&all_controller_rules());
             rules.extend(policy(AUTH_RULES));
             out.push(Manifest::ClusterRole(ClusterRole {
                 metadata: meta(NAME, None),
@@ -147,7 +173,7 @@ pub fn controller_manifests(namespace: &str, target_namespace: Option<&str>) -> 
         Some(target) => {
             out.push(Manifest::Role(Role {
                 metadata: meta(NAME, Some(target)),
-                rules: Some(policy(CONTROLLER_RULES)),
+                rules: Some(policy(&all_controller_rules())),
             }));
             out.push(Manifest::RoleBinding(RoleBinding {
                 metadata: meta(NAME, Some(target)),
@@ -282,7 +308,7 @@ mod tests {
 
     #[test]
     fn no_rule_uses_a_wildcard() {
-        for rule in CONTROLLER_RULES.iter().chain(LEASE_RULES) {
+        for rule in all_controller_rules().iter().chain(LEASE_RULES) {
             assert!(!rule.group.contains('*'));
             assert!(
                 rule.resources

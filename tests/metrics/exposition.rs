@@ -41,6 +41,18 @@ fn golden_exposition() {
     insta::assert_snapshot!(metrics.exposition().unwrap());
 }
 
+/// v2's gauges list HealthChecks among the checks (`check="namespace/name"`, and
+/// `namespace/name (HealthCheck)` beside a KuberhealthyCheck of that name); v3's families list
+/// them as v3 does (`check` the bare name, `severity` and `category` from the HealthCheck's
+/// labels), with v3's run duration histogram.
+#[test]
+fn golden_exposition_with_healthchecks() {
+    let text = fixture::healthcheck_metrics().exposition().unwrap();
+    let findings = promtool_findings(&text);
+    assert!(findings.is_empty(), "{findings}\n--- text ---\n{text}");
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn golden_exposition_with_a_truncated_error_label() {
     let prom = PromMetricsConfig {
@@ -106,6 +118,7 @@ fn any_error_string_still_gives_valid_exposition() {
         },
         MetricsSources {
             page: Arc::new(move || page.clone()),
+            v3_page: Arc::new(kuberhealthy::controller::status::v3::StatusPage::default),
             is_leader: Arc::new(|| false),
         },
     )

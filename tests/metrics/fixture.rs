@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kuberhealthy::api::{KuberhealthyCheck, KuberhealthyState, KuberhealthyStateSpec};
+use kuberhealthy::api::{HealthCheck, KuberhealthyCheck, KuberhealthyState, KuberhealthyStateSpec};
 use kuberhealthy::controller::config::PromMetricsConfig;
 use kuberhealthy::controller::metrics::{
     Metrics, MetricsSettings, MetricsSources, OtlpSettings, RunOutcome,
 };
-use kuberhealthy::controller::status::{self, Snapshot, StatusPage};
+use kuberhealthy::controller::status::{self, Snapshot, StatusPage, v3};
 use serde_json::json;
 
 pub const NOW: &str = "2021-03-01T06:10:00Z";
@@ -84,6 +84,7 @@ pub fn page() -> StatusPage {
         checks: &checks,
         jobs: &[],
         states: &states,
+        healthchecks: &[],
         current_master: Some(MASTER),
         metadata: &metadata,
         now: NOW.parse::<Timestamp>().unwrap(),
@@ -102,6 +103,7 @@ pub fn metrics(prom: PromMetricsConfig, otlp: Option<OtlpSettings>) -> Metrics {
         },
         MetricsSources {
             page: Arc::new(move || page.clone()),
+            v3_page: Arc::new(v3::StatusPage::default),
             is_leader: Arc::new(|| true),
         },
     )
@@ -115,5 +117,101 @@ pub fn metrics(prom: PromMetricsConfig, otlp: Option<OtlpSettings>) -> Metrics {
     controller.report_handled(200, Duration::from_millis(42));
     controller.report_handled(409, Duration::from_millis(3));
     controller.run_started_late(Duration::from_millis(1500));
+    metrics
+}
+
+fn healthcheck(
+    namespace: &str,
+    name: &str,
+    status: serde_json::Value,
+    labels: serde_json::Value,
+) -> Arc<HealthCheck> {
+    let value = json!({
+        "apiVersion": "kuberhealthy.github.io/v2",
+        "kind": "HealthCheck",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "creationTimestamp": "2021-02-01T00:00:00Z"},
+        "spec": {
+            "runInterval": "5m",
+            "timeout": "2m",
+            "podSpec": {"spec": {"containers": [{"name": "main", "image": "example/checker:v1"}]}}
+        },
+        "status": status,
+    });
+    Arc::new(serde_json::from_value(value).unwrap())
+}
+
+fn unix(t: &str) -> i64 {
+    t.parse::<Timestamp>().unwrap().as_second()
+}
+
+/// Metrics with HealthChecks: a passing one labelled with v3's severity and category, a
+/// failing one that never passed, one in another namespace of the same name, and a
+/// KuberhealthyCheck sharing the passing one's namespace and name; two runs' durations.
+pub fn healthcheck_metrics() -> Metrics {
+    let checks = vec![check("kuberhealthy", "deployment")];
+    let states = vec![state(
+        "kuberhealthy",
+        "deployment",
+        result("kuberhealthy", true, &[], "3s"),
+    )];
+    let healthchecks = vec![
+        healthcheck(
+            "kuberhealthy",
+            "deployment",
+            json!({"ok": true, "namespace": "kuberhealthy", "currentUUID": "",
+                   "lastRunUnix": unix("2021-03-01T06:08:00Z"), "runDuration": 9_000_000_000i64,
+                   "runFinishedAt": "2021-03-01T06:08:09Z", "successCount": 40, "failureCount": 2,
+                   "lastOKUnix": unix("2021-03-01T06:08:09Z")}),
+            json!({"kuberhealthy.io/severity": "warning", "kuberhealthy.io/category": "workload"}),
+        ),
+        healthcheck(
+            "kuberhealthy",
+            "dns",
+            json!({"ok": false, "errors": ["lookup kubernetes.default: no such host"],
+                   "namespace": "kuberhealthy", "currentUUID": "",
+                   "lastRunUnix": unix("2021-03-01T06:09:00Z"), "runDuration": 500_000_000,
+                   "runFinishedAt": "2021-03-01T06:09:00.5Z", "consecutiveFailures": 3,
+                   "failureCount": 3, "lastFailureUnix": unix("2021-03-01T06:09:00Z")}),
+            json!({}),
+        ),
+        healthcheck(
+            "team-b",
+            "dns",
+            json!({"ok": true, "namespace": "team-b", "currentUUID": "",
+                   "lastRunUnix": unix("2021-03-01T06:09:30Z"), "runDuration": 1_000_000_000,
+                   "runFinishedAt": "2021-03-01T06:09:31Z", "successCount": 1,
+                   "lastOKUnix": unix("2021-03-01T06:09:31Z")}),
+            json!({}),
+        ),
+    ];
+    let metadata = BTreeMap::new();
+    let snapshot = || Snapshot {
+        checks: &checks,
+        jobs: &[],
+        states: &states,
+        healthchecks: &healthchecks,
+        current_master: Some(MASTER),
+        metadata: &metadata,
+        now: NOW.parse::<Timestamp>().unwrap(),
+    };
+    let v2_page = status::render(&snapshot(), &BTreeSet::new());
+    let v3_page = v3::render(&snapshot(), &BTreeSet::new());
+    let metrics = Metrics::new(
+        MetricsSettings {
+            prom: PromMetricsConfig::default(),
+            otlp: None,
+            instance: MASTER.into(),
+        },
+        MetricsSources {
+            page: Arc::new(move || v2_page.clone()),
+            v3_page: Arc::new(move || v3_page.clone()),
+            is_leader: Arc::new(|| true),
+        },
+    )
+    .expect("metrics build");
+    let controller = metrics.controller();
+    controller.healthcheck_run_finished(Duration::from_secs(9));
+    controller.healthcheck_run_finished(Duration::from_millis(500));
     metrics
 }

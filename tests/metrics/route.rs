@@ -18,7 +18,7 @@ use tower::ServiceExt;
 async fn the_replica_router_serves_metrics_from_its_cache() {
     // Nothing listens there: the cache stays empty, and a scrape must not wait for it.
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    let cache = Cache::start(kube::Client::try_from(config).unwrap(), None);
+    let cache = Cache::start(kube::Client::try_from(config).unwrap(), None, false);
     let (_holder_tx, holder) = watch::channel(Some("kuberhealthy-1".to_string()));
     let (_leadership_tx, leadership) = watch::channel(None);
     let (_synced_tx, lease_synced) = watch::channel(false);
@@ -30,6 +30,7 @@ async fn the_replica_router_serves_metrics_from_its_cache() {
         },
         MetricsSources {
             page: metrics::from_cache(cache.clone(), holder.clone()),
+            v3_page: metrics::v3_from_cache(cache.clone(), holder.clone()),
             is_leader: metrics::from_leadership(leadership),
         },
     )

@@ -195,13 +195,20 @@ fn crd_yaml() -> Result<(String, String)> {
         }
     }
     let chart = workspace_root().join("charts/kuberhealthy/crds/crds.yaml");
-    let yaml = std::fs::read_to_string(&chart).with_context(|| {
-        format!(
-            "neither `kuberhealthy crd` nor {} provides the CRDs",
-            chart.display()
-        )
-    })?;
-    Ok((yaml, chart.display().to_string()))
+    let healthcheck = workspace_root().join("charts/kuberhealthy/files/healthcheck-crd.yaml");
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "neither `kuberhealthy crd` nor {} provides the CRDs",
+                path.display()
+            )
+        })
+    };
+    let yaml = format!("{}{}", read(&chart)?, read(&healthcheck)?);
+    Ok((
+        yaml,
+        format!("{} and {}", chart.display(), healthcheck.display()),
+    ))
 }
 
 fn start_replicas(count: usize, kubeconfig: &Path, logs: &Path) -> Result<Vec<Replica>> {
@@ -245,6 +252,7 @@ async fn report_replica(replica: &mut Replica) -> Result<()> {
                 response.status
             );
             println!("    status page  {}", replica.url("/"));
+            println!("    v3's page    {}", replica.url("/v3/json"));
             println!("    metrics      {}", replica.url("/metrics"));
             println!("    log          {}", replica.log_path().display());
             return Ok(());
@@ -273,7 +281,7 @@ fn indent(text: &str) -> String {
 fn print_summary(state: &Path, kubeconfig: &Path) {
     println!("Kubeconfig   {}", kubeconfig.display());
     println!(
-        "             kubectl --kubeconfig {} get khc,khs,pods -n {NAMESPACE}",
+        "             kubectl --kubeconfig {} get khc,khs,hc,pods -n {NAMESPACE}",
         kubeconfig.display()
     );
     println!(

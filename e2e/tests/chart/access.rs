@@ -164,7 +164,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
     // Every (verb, resource) the code declares is allowed: the controller rules in every
     // namespace (list/watch across all of them too), the Lease rules in the release namespace.
     let mut missing = Vec::new();
-    for rule in kuberhealthy::generate::rbac::CONTROLLER_RULES {
+    for rule in &kuberhealthy::generate::rbac::all_controller_rules() {
         for resource in rule.resources {
             for verb in rule.verbs {
                 for where_ in ["", check_namespaces[0].as_str()] {

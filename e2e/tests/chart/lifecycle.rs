@@ -93,10 +93,13 @@ async fn install_upgrade_and_uninstall_against_the_api_server() {
     assert_eq!(present(&client, &ns).await.unwrap(), all);
     // The CRDs come from the chart's crds/ (or were already there: helm skips existing ones).
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // The HealthCheck CRD comes from a template: this release's, or another release's
+    // left to it (the chart tests install several releases in one cluster).
     for crd in [
         "khchecks.comcast.github.io",
         "khjobs.comcast.github.io",
         "khstates.comcast.github.io",
+        "healthchecks.kuberhealthy.github.io",
     ] {
         assert!(crds.get_opt(crd).await.unwrap().is_some(), "CRD {crd}");
     }
@@ -161,7 +164,8 @@ async fn install_upgrade_and_uninstall_against_the_api_server() {
         .collect();
     assert_eq!(present(&client, &ns).await.unwrap(), without_pdb);
 
-    // Uninstall: every object of the release goes; the CRDs stay (Helm never deletes crds/).
+    // Uninstall: every object of the release goes; the CRDs stay (Helm never deletes crds/,
+    // and the HealthCheck CRD is marked to be kept).
     let out = helm(
         &args(&["uninstall", RELEASE, "--namespace", &ns]),
         Some(&kubeconfig),
@@ -179,7 +183,12 @@ async fn install_upgrade_and_uninstall_against_the_api_server() {
     }
     let err = status(&ns, &kubeconfig).await.unwrap_err();
     assert!(format!("{err:#}").contains("not found"), "{err:#}");
-    for crd in ["khchecks.comcast.github.io", "khstates.comcast.github.io"] {
+    // The HealthCheck CRD is kept too (helm.sh/resource-policy: keep): HealthChecks survive.
+    for crd in [
+        "khchecks.comcast.github.io",
+        "khstates.comcast.github.io",
+        "healthchecks.kuberhealthy.github.io",
+    ] {
         assert!(
             crds.get_opt(crd).await.unwrap().is_some(),
             "CRD {crd} must stay"

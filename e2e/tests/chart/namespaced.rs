@@ -190,7 +190,7 @@ async fn namespace_scoped_install_uses_roles_only_and_runs_checks_only_there() {
     );
 
     // The ServiceAccount can do its work in the target namespace only.
-    for rule in kuberhealthy::generate::rbac::CONTROLLER_RULES {
+    for rule in &kuberhealthy::generate::rbac::all_controller_rules() {
         for resource in rule.resources {
             for verb in rule.verbs {
                 assert!(

@@ -73,8 +73,14 @@ fn check_defaults(r: &Rendered, ns: &str) -> Result<()> {
         .collect();
     expected.sort();
     ensure!(r.kinds() == expected, "rendered {:?}", r.kinds());
+    check_healthcheck_crd(r)?;
     for doc in &r.docs {
-        if doc["kind"] != "ClusterRole" && doc["kind"] != "ClusterRoleBinding" {
+        let cluster_scoped = [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+        ];
+        if !cluster_scoped.iter().any(|kind| doc["kind"] == *kind) {
             ensure!(
                 doc["metadata"]["namespace"] == ns,
                 "{} is not in the release namespace {ns}",
@@ -256,10 +262,11 @@ fn check_defaults(r: &Rendered, ns: &str) -> Result<()> {
 }
 
 /// What the chart renders for its controller (release `kh`), the checks aside.
-const CONTROLLER_OBJECTS: [&str; 9] = [
+const CONTROLLER_OBJECTS: [&str; 10] = [
     "ClusterRole/kh-kuberhealthy",
     "ClusterRoleBinding/kh-kuberhealthy",
     "ConfigMap/kh-kuberhealthy",
+    HEALTHCHECK_CRD,
     "Deployment/kh-kuberhealthy",
     "PodDisruptionBudget/kh-kuberhealthy",
     "Role/kh-kuberhealthy-lease",
@@ -267,6 +274,35 @@ const CONTROLLER_OBJECTS: [&str; 9] = [
     "Service/kh-kuberhealthy",
     "ServiceAccount/kh-kuberhealthy",
 ];
+
+/// The HealthCheck CRD, which the chart renders unless `healthChecks.enabled=false`.
+const HEALTHCHECK_CRD: &str = "CustomResourceDefinition/healthchecks.kuberhealthy.github.io";
+
+/// The HealthCheck CRD as rendered: the code's (`kuberhealthy crd --only healthcheck`), kept
+/// on uninstall, labelled as the release.
+fn check_healthcheck_crd(r: &Rendered) -> Result<()> {
+    let crd = r.named(
+        "CustomResourceDefinition",
+        "healthchecks.kuberhealthy.github.io",
+    )?;
+    let code = serde_json::to_value(kuberhealthy::generate::crd::healthcheck_crd())?;
+    ensure!(
+        crd["spec"] == code["spec"],
+        "the rendered CRD is the code's"
+    );
+    ensure!(
+        crd["metadata"]["annotations"] == json!({"helm.sh/resource-policy": "keep"}),
+        "{}",
+        crd["metadata"]
+    );
+    ensure!(
+        crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "kh",
+        "{}",
+        crd["metadata"]
+    );
+    ensure!(r.env("KH_HEALTHCHECKS")? == "true");
+    Ok(())
+}
 
 /// The built-in checks the chart enables by default.
 const DEFAULT_CHECKS: [&str; 3] = ["dns-status", "pod-restarts", "pod-status"];
@@ -529,9 +565,11 @@ fn check_rbac(r: &Rendered, ns: &str, account: &str, target: Option<&str>) -> Re
     Ok(())
 }
 
-/// The rules of the controller's Role (`--target-namespace` mode).
+/// The controller's rules as the chart grants them by default (the Role of
+/// `--target-namespace` mode, and the ClusterRole's first rules): v2's resources and v3's
+/// HealthChecks.
 pub fn controller_policy() -> Value {
-    policy(kuberhealthy::generate::rbac::CONTROLLER_RULES)
+    policy(&kuberhealthy::generate::rbac::all_controller_rules())
 }
 
 /// The rules of the controller's ClusterRole: its rules and `/api/run`'s reviews.
@@ -828,6 +866,65 @@ const TOGGLES: &[Toggle] = &[
                 "{anti}"
             );
             Ok(())
+        },
+    },
+    Toggle {
+        name: "healthChecks.enabled=false",
+        values: &["--set", "healthChecks.enabled=false"],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(
+                r.of_kind("CustomResourceDefinition").is_empty(),
+                "no HealthCheck CRD: {:?}",
+                r.kinds()
+            );
+            let mut v2_rules = policy(kuberhealthy::generate::rbac::CONTROLLER_RULES);
+            v2_rules
+                .as_array_mut()
+                .context("a list of rules")?
+                .extend(
+                    policy(kuberhealthy::generate::rbac::AUTH_RULES)
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            ensure!(
+                r.named("ClusterRole", "kh-kuberhealthy")?["rules"] == v2_rules,
+                "v2's rules (and /api/run's reviews) only"
+            );
+            ensure!(r.env("KH_HEALTHCHECKS")? == "false");
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "healthChecks.enabled=false with targetNamespace",
+        values: &[
+            "--set",
+            "healthChecks.enabled=false",
+            "--set",
+            "targetNamespace={ns}-checks",
+        ],
+        namespaces: &["checks"],
+        check: |r, ns| {
+            let role = r.named("Role", "kh-kuberhealthy")?;
+            ensure!(
+                role["metadata"]["namespace"] == format!("{ns}-checks"),
+                "{role}"
+            );
+            ensure!(
+                role["rules"] == policy(kuberhealthy::generate::rbac::CONTROLLER_RULES),
+                "v2's rules only: {role}"
+            );
+            Ok(())
+        },
+    },
+    Toggle {
+        name: "healthChecks.reportURL",
+        values: &["--set", "healthChecks.reportURL=http://kh.example:8080"],
+        namespaces: &[],
+        check: |r, _| {
+            ensure!(r.env("KH_CHECK_REPORT_URL")? == "http://kh.example:8080");
+            check_healthcheck_crd(r)
         },
     },
     Toggle {
@@ -1385,6 +1482,11 @@ async fn the_rendered_config_and_env_are_accepted_by_the_controller() {
         (
             "/reportingUrl",
             json!("http://kh-kuberhealthy.monitoring.svc.cluster.local/externalCheckStatus"),
+        ),
+        ("/healthchecks", json!(true)),
+        (
+            "/healthcheckReportingUrl",
+            json!("http://kh-kuberhealthy.monitoring.svc.cluster.local/check"),
         ),
         ("/lease/name", json!("kuberhealthy")),
         ("/lease/leaseDuration", json!("15s")),

@@ -19,14 +19,11 @@
 //! - no valid report is rejected: every report through the reporting Service was answered
 //!   200, and every run passed.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use serde_json::json;
 
 use crate::support::checks::{self, REPORT_OK, Term};
-use crate::support::record::Recorder;
+use crate::support::record::{Recorder, listed_pods_per_run};
 use crate::support::{
     LEASE_DURATION, RETRY_PERIOD, Scenario, ScenarioOptions, TIMEOUT, figures, ms, secs,
 };
@@ -169,27 +166,8 @@ async fn every_due_slot_runs_exactly_once_through_leader_failovers() {
         total_runs += runs.len();
 
         // One pod per run, by label, on the API server at the end and in the watch.
-        let mut listed_per_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pod in listed.iter().filter(|p| {
-            p.labels()
-                .get("kuberhealthy-check-name")
-                .map(String::as_str)
-                == Some(name)
-        }) {
-            let run = pod
-                .labels()
-                .get("kuberhealthy-run-id")
-                .cloned()
-                .unwrap_or_default();
-            listed_per_run.entry(run).or_default().push(pod.name_any());
-        }
-        let mut watched_per_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for pod in snapshot.pods_of(name) {
-            watched_per_run
-                .entry(pod.run_id.clone())
-                .or_default()
-                .push(pod.name.clone());
-        }
+        let listed_per_run = listed_pods_per_run(&listed, name);
+        let watched_per_run = snapshot.pods_per_run(name);
         for run in &runs {
             for (source, per_run) in [("listed", &listed_per_run), ("watched", &watched_per_run)] {
                 let pods = per_run.get(&run.uuid).cloned().unwrap_or_default();

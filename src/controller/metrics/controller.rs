@@ -17,6 +17,8 @@ pub const RUNS_TIMED_OUT: &str = "kuberhealthy_runs_timed_out_total";
 pub const REPORT_DURATION: &str = "kuberhealthy_report_duration_seconds";
 pub const RUN_START_LATENESS: &str = "kuberhealthy_run_start_lateness_seconds";
 pub const ACTION_FAILURES: &str = "kuberhealthy_leader_action_failures_total";
+/// Kuberhealthy v3's run duration histogram (of HealthChecks' runs).
+pub const CHECK_RUN_DURATION: &str = "kuberhealthy_check_run_duration_seconds";
 
 /// Report handling includes one API write: milliseconds normally, seconds when the API lags.
 const REPORT_BUCKETS: [f64; 11] = [
@@ -26,6 +28,9 @@ const REPORT_BUCKETS: [f64; 11] = [
 const LATENESS_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
+
+/// Kuberhealthy v3's buckets of [`CHECK_RUN_DURATION`].
+const RUN_DURATION_BUCKETS: [f64; 7] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,7 @@ pub struct ControllerMetrics {
     report_duration: Histogram<f64>,
     run_start_lateness: Histogram<f64>,
     action_failures: Counter<u64>,
+    healthcheck_run_duration: Histogram<f64>,
 }
 
 fn run_attributes(namespace: &str, name: &str) -> [KeyValue; 2] {
@@ -89,6 +95,12 @@ impl ControllerMetrics {
                 ACTION_FAILURES,
                 "Leader actions that failed, by action and kind of error",
             ),
+            healthcheck_run_duration: meter
+                .f64_histogram(CHECK_RUN_DURATION)
+                .with_description("Duration of finished HealthCheck runs")
+                .with_unit("s")
+                .with_boundaries(RUN_DURATION_BUCKETS.to_vec())
+                .build(),
         }
     }
 
@@ -131,6 +143,12 @@ impl ControllerMetrics {
                 KeyValue::new("error", error),
             ],
         );
+    }
+
+    /// A HealthCheck's run finished after `took`.
+    pub fn healthcheck_run_finished(&self, took: Duration) {
+        self.healthcheck_run_duration
+            .record(took.as_secs_f64(), &[]);
     }
 
     /// A run started `lateness` after its due time.

@@ -1,5 +1,6 @@
-//! Metrics: Kuberhealthy v2's gauges (same names, labels and help) computed from the watch
-//! cache, and this project's controller metrics, recorded through OpenTelemetry instruments.
+//! Metrics: Kuberhealthy v2's gauges (same names, labels and help) and v3's HealthCheck
+//! families computed from the watch cache, and this project's controller metrics, recorded
+//! through OpenTelemetry instruments.
 //! Every replica serves them at `GET /metrics`; when an OTLP endpoint is configured the same
 //! instruments are also pushed there periodically.
 
@@ -10,6 +11,7 @@ mod labels;
 mod otlp;
 mod page;
 mod v2;
+mod v3;
 
 use std::sync::Arc;
 
@@ -23,14 +25,17 @@ use opentelemetry_sdk::resource::{
 use prometheus::Registry;
 
 pub use controller::{
-    ACTION_FAILURES, ControllerMetrics, LEADER, REPORT_DURATION, RUN_START_LATENESS, RUNS_FAILED,
-    RUNS_STARTED, RUNS_SUCCEEDED, RUNS_TIMED_OUT, RunOutcome,
+    ACTION_FAILURES, CHECK_RUN_DURATION, ControllerMetrics, LEADER, REPORT_DURATION,
+    RUN_START_LATENESS, RUNS_FAILED, RUNS_STARTED, RUNS_SUCCEEDED, RUNS_TIMED_OUT, RunOutcome,
 };
 pub use exposition::{respond, router};
 pub use labels::error_label;
 pub use otlp::OtlpSettings;
-pub use page::{LeaderSource, PageSource, from_cache, from_leadership};
+pub use page::{
+    LeaderSource, PageSource, V3PageSource, from_cache, from_leadership, v3_from_cache,
+};
 pub use v2::{CHECK, CHECK_DURATION, CLUSTER_STATE, JOB, JOB_DURATION, RUNNING};
+pub use v3::{CONSECUTIVE_FAILURES, FAILURE_TOTAL, SECONDS_SINCE_SUCCESS, SUCCESS_TOTAL};
 
 use crate::controller::config::PromMetricsConfig;
 use page::PageMemo;
@@ -67,10 +72,12 @@ pub struct MetricsSettings {
     pub instance: String,
 }
 
-/// What the metrics read: the status page, and whether this replica leads.
+/// What the metrics read: the status pages, and whether this replica leads.
 #[derive(Clone)]
 pub struct MetricsSources {
     pub page: PageSource,
+    /// v3's page, of the HealthChecks.
+    pub v3_page: V3PageSource,
     pub is_leader: LeaderSource,
 }
 
@@ -84,6 +91,7 @@ struct Inner {
     provider: SdkMeterProvider,
     registry: Registry,
     memo: Arc<PageMemo>,
+    v3_memo: Arc<PageMemo<crate::controller::status::v3::StatusPage>>,
     controller: ControllerMetrics,
     otlp: Option<OtlpSettings>,
 }
@@ -110,6 +118,8 @@ impl Metrics {
         let memo = Arc::new(PageMemo::new(sources.page));
         v2::register(&meter, memo.clone(), settings.prom);
         freshness::register(&meter, memo.clone());
+        let v3_memo = Arc::new(PageMemo::new(sources.v3_page));
+        v3::register(&meter, v3_memo.clone());
         controller::register_leader(&meter, sources.is_leader);
         let controller = ControllerMetrics::new(&meter);
         Ok(Metrics {
@@ -117,6 +127,7 @@ impl Metrics {
                 provider,
                 registry,
                 memo,
+                v3_memo,
                 controller,
                 otlp: settings.otlp,
             }),
@@ -133,9 +144,10 @@ impl Metrics {
         self.inner.otlp.as_ref()
     }
 
-    /// The Prometheus text exposition, from a page rendered for this scrape.
+    /// The Prometheus text exposition, from pages rendered for this scrape.
     pub fn exposition(&self) -> Result<String, MetricsError> {
         self.inner.memo.refresh();
+        self.inner.v3_memo.refresh();
         exposition::encode(&self.inner.registry)
     }
 
@@ -164,7 +176,8 @@ pub fn for_replica(
             instance: settings.pod_name.clone(),
         },
         MetricsSources {
-            page: from_cache(cache, holder),
+            page: from_cache(cache.clone(), holder.clone()),
+            v3_page: v3_from_cache(cache, holder),
             is_leader: from_leadership(leadership),
         },
     )?;

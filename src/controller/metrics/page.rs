@@ -1,5 +1,6 @@
-//! Where the v2 gauges read from: a status page computed from the watch cache, rendered once
-//! per collection rather than once per instrument.
+//! Where the v2 gauges and v3's families read from: the status pages computed from the watch
+//! cache (v2's, and v3's of the HealthChecks), rendered once per collection rather than once
+//! per instrument.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -9,10 +10,13 @@ use jiff::Timestamp;
 
 use crate::controller::cache::Cache;
 use crate::controller::leader::{Holder, Leadership};
-use crate::controller::status::{self, Snapshot, StatusPage};
+use crate::controller::status::{self, Snapshot, StatusPage, v3};
 
 /// Produces the current, unfiltered status page. Reads memory only: it runs on every scrape.
 pub type PageSource = Arc<dyn Fn() -> StatusPage + Send + Sync>;
+
+/// Produces v3's current, unfiltered status page (the HealthChecks).
+pub type V3PageSource = Arc<dyn Fn() -> v3::StatusPage + Send + Sync>;
 
 /// Tells whether this replica leads right now.
 pub type LeaderSource = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -20,24 +24,33 @@ pub type LeaderSource = Arc<dyn Fn() -> bool + Send + Sync>;
 /// How long a rendered page is reused by the instrument callbacks of one collection.
 const MAX_AGE: Duration = Duration::from_millis(500);
 
+/// Renders `page` from a snapshot of the replica's cache, unfiltered.
+fn rendered<P>(cache: &Cache, holder: &Holder, page: impl Fn(&Snapshot<'_>) -> P) -> P {
+    let metadata = BTreeMap::new();
+    let checks = cache.checks.state();
+    let jobs = cache.jobs.state();
+    let states = cache.states.state();
+    let healthchecks = cache.healthchecks();
+    let holder = holder.borrow().clone();
+    page(&Snapshot {
+        checks: &checks,
+        jobs: &jobs,
+        states: &states,
+        healthchecks: &healthchecks,
+        current_master: holder.as_deref(),
+        metadata: &metadata,
+        now: Timestamp::now(),
+    })
+}
+
 /// The page of the replica's cache, as `GET /` shows it without a namespace filter.
 pub fn from_cache(cache: Cache, holder: Holder) -> PageSource {
-    let metadata = BTreeMap::new();
-    Arc::new(move || {
-        let checks = cache.checks.state();
-        let jobs = cache.jobs.state();
-        let states = cache.states.state();
-        let holder = holder.borrow().clone();
-        let snapshot = Snapshot {
-            checks: &checks,
-            jobs: &jobs,
-            states: &states,
-            current_master: holder.as_deref(),
-            metadata: &metadata,
-            now: Timestamp::now(),
-        };
-        status::render(&snapshot, &BTreeSet::new())
-    })
+    Arc::new(move || rendered(&cache, &holder, |s| status::render(s, &BTreeSet::new())))
+}
+
+/// v3's page of the replica's cache, as `GET /v3/json` shows it without a namespace filter.
+pub fn v3_from_cache(cache: Cache, holder: Holder) -> V3PageSource {
+    Arc::new(move || rendered(&cache, &holder, |s| v3::render(s, &BTreeSet::new())))
 }
 
 /// Leading means holding a term that is still valid by this replica's clock.
@@ -50,15 +63,16 @@ pub fn from_leadership(leadership: Leadership) -> LeaderSource {
     })
 }
 
-/// The last rendered page, shared by the callbacks of all v2 gauges so that one collection
-/// sees one consistent page (a check cannot be failing in one series and passing in another).
-pub(crate) struct PageMemo {
-    source: PageSource,
-    last: Mutex<Option<(Instant, Arc<StatusPage>)>>,
+/// The last rendered page, shared by the callbacks of all gauges of a family so that one
+/// collection sees one consistent page (a check cannot be failing in one series and passing
+/// in another).
+pub(crate) struct PageMemo<P = StatusPage> {
+    source: Arc<dyn Fn() -> P + Send + Sync>,
+    last: Mutex<Option<(Instant, Arc<P>)>>,
 }
 
-impl PageMemo {
-    pub(crate) fn new(source: PageSource) -> PageMemo {
+impl<P> PageMemo<P> {
+    pub(crate) fn new(source: Arc<dyn Fn() -> P + Send + Sync>) -> PageMemo<P> {
         PageMemo {
             source,
             last: Mutex::new(None),
@@ -66,7 +80,7 @@ impl PageMemo {
     }
 
     /// Renders now; a scrape calls this first so it never sees an older page.
-    pub(crate) fn refresh(&self) -> Arc<StatusPage> {
+    pub(crate) fn refresh(&self) -> Arc<P> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let page = Arc::new((self.source)());
         *last = Some((Instant::now(), page.clone()));
@@ -74,7 +88,7 @@ impl PageMemo {
     }
 
     /// The page rendered within [`MAX_AGE`], or a new one.
-    pub(crate) fn current(&self) -> Arc<StatusPage> {
+    pub(crate) fn current(&self) -> Arc<P> {
         {
             let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, page)) = last.as_ref()

@@ -50,6 +50,7 @@ fn fixture(prom: PromMetricsConfig, initial: StatusPage) -> Fixture {
         },
         MetricsSources {
             page: Arc::new(move || p.lock().unwrap().clone()),
+            v3_page: Arc::new(crate::controller::status::v3::StatusPage::default),
             is_leader: Arc::new(move || l.load(Ordering::SeqCst)),
         },
     )

@@ -1,6 +1,7 @@
 //! Report intake at `POST /externalCheckStatus` (v2) and `POST /check` (v3), on every
 //! replica: find the run by its UUID, refuse what cannot be recorded with a precise status
-//! and reason, and answer 200 only once the result is persisted in the check's khstate.
+//! and reason, and answer 200 only once the result is persisted in the run's record: the
+//! check's khstate, or the HealthCheck's status. Either path takes either kind of run.
 
 pub mod judge;
 pub mod parse;
@@ -23,12 +24,14 @@ use serde_json::json;
 
 use self::judge::Judgement;
 use self::parse::{MAX_BODY_BYTES, Report};
-use crate::api::{KuberhealthyState, names};
+use crate::api::names;
 use crate::controller::cache::Cache;
 use crate::controller::metrics::{ControllerMetrics, RunOutcome};
 use crate::controller::reply::json_error;
-use crate::controller::run::transition;
-use crate::controller::store::{States, WriteError};
+use crate::controller::run::pod::{self as checker_pod, PodOwner};
+use crate::controller::run::record::Record;
+use crate::controller::run::{healthcheck, transition};
+use crate::controller::store::{HealthChecks, States, WriteError};
 
 /// How many times a report re-reads and retries after a conflicting write.
 const WRITE_ATTEMPTS: usize = 5;
@@ -38,6 +41,7 @@ pub struct ReportContext {
     pub cache: Cache,
     pub client: kube::Client,
     pub states: States,
+    pub healthchecks: HealthChecks,
     /// This replica (`AuthoritativePod` of the results it writes).
     pub identity: Arc<str>,
     pub metrics: ControllerMetrics,
@@ -124,59 +128,130 @@ async fn answer(
     }
 }
 
-/// Finds the state of run `uuid`: the cache first, then the run's pod (cache, then one
-/// list on the API server) and a fresh read of its state, for when the cache lags.
-async fn find_state(
-    ctx: &ReportContext,
-    uuid: &str,
-) -> Result<Option<KuberhealthyState>, kube::Error> {
-    // The current run, or one the state remembers (a superseded run gets 410, not 400).
-    let known = |s: &KuberhealthyState| {
-        s.spec.uuid == uuid || s.spec.history.iter().any(|h| h.uuid == uuid)
-    };
-    if let Some(state) = ctx.cache.states.find(|s| known(s)) {
-        return Ok(Some((*state).clone()));
+/// Finds the record of run `uuid`: the cache first, then the run's pod (cache, then one
+/// list on the API server) and a fresh read of its record, for when the cache lags.
+async fn find_record(ctx: &ReportContext, uuid: &str) -> Result<Option<Record>, kube::Error> {
+    // The current run, or one the record remembers (a superseded run gets 410, not 400).
+    if let Some(state) = ctx
+        .cache
+        .states
+        .find(|s| s.spec.uuid == uuid || s.spec.history.iter().any(|h| h.uuid == uuid))
+    {
+        return Ok(Some(Record::State(state)));
+    }
+    if let Some(store) = &ctx.cache.healthchecks
+        && let Some(hc) = store.find(|h| {
+            h.status
+                .as_ref()
+                .is_some_and(|s| s.current_uuid == uuid || s.run_uuid.as_deref() == Some(uuid))
+        })
+    {
+        return Ok(Some(Record::Status(hc)));
     }
     let from_cache = ctx
         .cache
         .pods
-        .find(|p| p.labels().get(names::LABEL_RUN_ID).map(String::as_str) == Some(uuid))
+        .find(|p| checker_pod::run_of(p) == Some(uuid))
         .map(|p| (*p).clone());
     let pod = match from_cache {
         Some(p) => Some(p),
-        None => pods_of_run(ctx, uuid).await?.into_iter().next(),
+        None => pods_of_run(ctx, uuid).await?,
     };
     let Some(pod) = pod else { return Ok(None) };
-    let Some(check) = pod.annotations().get(names::ANNOTATION_CHECK_NAME).cloned() else {
-        return Ok(None);
-    };
-    ctx.states
-        .get(&pod.namespace().unwrap_or_default(), &check)
-        .await
+    let namespace = pod.namespace().unwrap_or_default();
+    match checker_pod::owner_of(&pod) {
+        Some(PodOwner::Check(check)) => Ok(ctx
+            .states
+            .get(&namespace, check)
+            .await?
+            .map(|s| Record::State(s.into()))),
+        Some(PodOwner::HealthCheck(name)) if ctx.cache.healthchecks.is_some() => Ok(ctx
+            .healthchecks
+            .get(&namespace, name)
+            .await?
+            .map(|h| Record::Status(h.into()))),
+        _ => Ok(None),
+    }
 }
 
-/// The checker pods of run `uuid`, from the API server (when the cache has not seen them).
-async fn pods_of_run(ctx: &ReportContext, uuid: &str) -> Result<Vec<Pod>, kube::Error> {
+/// A checker pod of run `uuid`, from the API server (when the cache has not seen it).
+async fn pods_of_run(ctx: &ReportContext, uuid: &str) -> Result<Option<Pod>, kube::Error> {
     let api: Api<Pod> = Api::all(ctx.client.clone());
-    let selector = format!("{}={uuid}", names::LABEL_RUN_ID);
-    Ok(api
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
+    let mut labels = vec![names::LABEL_RUN_ID];
+    if ctx.cache.healthchecks.is_some() {
+        labels.push(names::LABEL_RUN_UUID);
+    }
+    for label in labels {
+        let selector = format!("{label}={uuid}");
+        let listed = api.list(&ListParams::default().labels(&selector)).await?;
+        if let Some(pod) = listed.items.into_iter().next() {
+            return Ok(Some(pod));
+        }
+    }
+    Ok(None)
 }
 
-fn node_of_run(ctx: &ReportContext, state: &KuberhealthyState) -> Option<String> {
-    let pod_name = state.spec.run_pod.as_deref()?;
-    let namespace = state.namespace()?;
+fn node_of_run(ctx: &ReportContext, record: &Record) -> Option<String> {
+    let pod_name = record.run().run_pod.clone()?;
     let pod = ctx
         .cache
         .pods
-        .get(&ObjectRef::new(pod_name).within(&namespace))?;
+        .get(&ObjectRef::new(&pod_name).within(&record.namespace()))?;
     pod.spec.as_ref()?.node_name.clone()
 }
 
+/// Writes the result into the record, conditioned on the version it was read at.
+async fn write(
+    ctx: &ReportContext,
+    record: &Record,
+    report: &Report,
+    now: Timestamp,
+) -> Result<(), WriteError> {
+    let node = node_of_run(ctx, record);
+    match record {
+        Record::State(state) => {
+            let spec = transition::finished(
+                &state.spec,
+                report.ok,
+                report.errors.clone(),
+                now,
+                &ctx.identity,
+                node,
+            );
+            ctx.states.replace(state, spec).await.map(drop)
+        }
+        Record::Status(hc) => {
+            let status = healthcheck::finished(
+                &hc.status.clone().unwrap_or_default(),
+                report.ok,
+                report.errors.clone(),
+                now,
+                node,
+            );
+            ctx.healthchecks.replace_status(hc, status).await.map(drop)
+        }
+    }
+}
+
+/// The record as it is now on the API server, if it still exists.
+async fn reread(ctx: &ReportContext, record: &Record) -> Result<Option<Record>, kube::Error> {
+    let (namespace, name) = (record.namespace(), record.name());
+    Ok(match record {
+        Record::State(_) => ctx
+            .states
+            .get(&namespace, &name)
+            .await?
+            .map(|s| Record::State(s.into())),
+        Record::Status(_) => ctx
+            .healthchecks
+            .get(&namespace, &name)
+            .await?
+            .map(|h| Record::Status(h.into())),
+    })
+}
+
 async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Response, kube::Error> {
-    let Some(mut state) = find_state(ctx, uuid).await? else {
+    let Some(mut record) = find_record(ctx, uuid).await? else {
         return Ok(json_error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -184,13 +259,18 @@ async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Resp
             ),
         ));
     };
-    let key = format!(
-        "{}/{}",
-        state.namespace().unwrap_or_default(),
-        state.name_any()
-    );
+    let key = record.key();
+    if matches!(record, Record::Status(_)) && report.ok && !report.errors.is_empty() {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{key} is a HealthCheck, and Kuberhealthy v3 refuses a report with \"OK\": true and errors: send errors only with \"OK\": false"
+            ),
+        ));
+    }
     for _ in 0..WRITE_ATTEMPTS {
-        match judge::judge(&key, &state.spec, uuid, report, Timestamp::now()) {
+        let now = Timestamp::now();
+        match judge::judge(&key, &record.run(), uuid, report, now) {
             Judgement::Gone(reason) => return Ok(json_error(StatusCode::GONE, reason)),
             Judgement::Duplicate => {
                 tracing::info!(check = %key, run = %uuid, "the same report was sent again; already recorded");
@@ -198,47 +278,40 @@ async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Resp
             }
             Judgement::Record => {}
         }
-        let spec = transition::finished(
-            &state.spec,
-            report.ok,
-            report.errors.clone(),
-            Timestamp::now(),
-            &ctx.identity,
-            node_of_run(ctx, &state),
-        );
-        match ctx.states.replace(&state, spec).await {
-            Ok(_) => {
+        match write(ctx, &record, report, now).await {
+            Ok(()) => {
                 tracing::info!(check = %key, run = %uuid, ok = report.ok, errors = ?report.errors, "recorded a report");
                 let outcome = if report.ok {
                     RunOutcome::Succeeded
                 } else {
                     RunOutcome::Failed
                 };
-                ctx.metrics.run_finished(
-                    &state.namespace().unwrap_or_default(),
-                    &state.name_any(),
-                    outcome,
-                );
+                ctx.metrics
+                    .run_finished(&record.namespace(), &record.name(), outcome);
+                if let (Record::Status(_), Some(started)) = (&record, record.run().run_started_at) {
+                    ctx.metrics
+                        .healthcheck_run_finished(now.duration_since(started).unsigned_abs());
+                }
                 return Ok(accepted(&key, uuid));
             }
-            Err(WriteError::Conflict) => {
-                let namespace = state.namespace().unwrap_or_default();
-                match ctx.states.get(&namespace, &state.name_any()).await? {
-                    Some(fresh) => state = fresh,
-                    None => {
-                        return Ok(json_error(
-                            StatusCode::GONE,
-                            format!("{key} was deleted; the report was not recorded"),
-                        ));
-                    }
+            Err(WriteError::Conflict) => match reread(ctx, &record).await? {
+                Some(fresh) => record = fresh,
+                None => {
+                    return Ok(json_error(
+                        StatusCode::GONE,
+                        format!("{key} was deleted; the report was not recorded"),
+                    ));
                 }
-            }
+            },
             Err(WriteError::Api(e)) => return Err(e),
         }
     }
     Ok(json_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("the state of {key} kept changing while the report was being written; retry"),
+        format!(
+            "the {} of {key} kept changing while the report was being written; retry",
+            record.describe_record()
+        ),
     ))
 }
 

@@ -10,20 +10,29 @@ use k8s_openapi::api::core::v1::{ObjectReference, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload};
+use super::record::Record;
+use crate::api::{
+    HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload,
+};
 
-/// The check or job a run belongs to.
+/// The check, job or HealthCheck a run belongs to.
 #[derive(Debug, Clone)]
 pub enum Owner {
     Check(Arc<KuberhealthyCheck>),
     Job(Arc<KuberhealthyJob>),
+    /// A v3 HealthCheck: its runs are recorded in its own status.
+    HealthCheck(Arc<HealthCheck>),
 }
+
+/// The pod spec of a HealthCheck without one (it is invalid and never started).
+static NO_POD_SPEC: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
 
 impl Owner {
     pub fn namespace(&self) -> String {
         match self {
             Owner::Check(c) => c.namespace().unwrap_or_default(),
             Owner::Job(j) => j.namespace().unwrap_or_default(),
+            Owner::HealthCheck(h) => h.namespace().unwrap_or_default(),
         }
     }
 
@@ -31,6 +40,7 @@ impl Owner {
         match self {
             Owner::Check(c) => c.name_any(),
             Owner::Job(j) => j.name_any(),
+            Owner::HealthCheck(h) => h.name_any(),
         }
     }
 
@@ -39,10 +49,29 @@ impl Owner {
         key_of(&self.namespace(), &self.name())
     }
 
-    pub fn workload(&self) -> Workload {
+    /// v2's `khWorkload` of its khstate; a HealthCheck has no khstate.
+    pub fn workload(&self) -> Option<Workload> {
         match self {
-            Owner::Check(_) => Workload::Check,
-            Owner::Job(_) => Workload::Job,
+            Owner::Check(_) => Some(Workload::Check),
+            Owner::Job(_) => Some(Workload::Job),
+            Owner::HealthCheck(_) => None,
+        }
+    }
+
+    /// What it is, for messages: `check`, `job` or `HealthCheck`.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Owner::Check(_) => "check",
+            Owner::Job(_) => "job",
+            Owner::HealthCheck(_) => "HealthCheck",
+        }
+    }
+
+    /// Where its runs are recorded, given its khstate (checks and jobs) if it has one.
+    pub fn record(&self, state: Option<&Arc<KuberhealthyState>>) -> Option<Record> {
+        match self {
+            Owner::HealthCheck(h) => Some(Record::Status(h.clone())),
+            _ => state.cloned().map(Record::State),
         }
     }
 
@@ -53,12 +82,26 @@ impl Owner {
                 spec: &c.spec.pod_spec,
                 extra_labels: c.spec.extra_labels.as_ref(),
                 extra_annotations: c.spec.extra_annotations.as_ref(),
+                labels: None,
+                annotations: None,
             },
             Owner::Job(j) => PodTemplate {
                 spec: &j.spec.pod_spec,
                 extra_labels: j.spec.extra_labels.as_ref(),
                 extra_annotations: j.spec.extra_annotations.as_ref(),
+                labels: None,
+                annotations: None,
             },
+            Owner::HealthCheck(h) => {
+                let metadata = h.pod_metadata();
+                PodTemplate {
+                    spec: h.pod_spec().unwrap_or(&NO_POD_SPEC),
+                    extra_labels: h.spec.extra_labels.as_ref(),
+                    extra_annotations: h.spec.extra_annotations.as_ref(),
+                    labels: metadata.and_then(|m| m.labels.as_ref()),
+                    annotations: metadata.and_then(|m| m.annotations.as_ref()),
+                }
+            }
         }
     }
 
@@ -68,6 +111,7 @@ impl Owner {
         match self {
             Owner::Check(c) => c.controller_owner_ref(&()),
             Owner::Job(j) => j.controller_owner_ref(&()),
+            Owner::HealthCheck(h) => h.controller_owner_ref(&()),
         }
     }
 
@@ -76,15 +120,19 @@ impl Owner {
         match self {
             Owner::Check(c) => c.object_ref(&()),
             Owner::Job(j) => j.object_ref(&()),
+            Owner::HealthCheck(h) => h.object_ref(&()),
         }
     }
 }
 
-/// The parts of a check or job its checker pods are built from.
+/// The parts of a check, job or HealthCheck its checker pods are built from.
 pub struct PodTemplate<'a> {
     pub spec: &'a PodSpec,
     pub extra_labels: Option<&'a BTreeMap<String, String>>,
     pub extra_annotations: Option<&'a BTreeMap<String, String>>,
+    /// A HealthCheck's `podSpec.metadata`.
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub annotations: Option<&'a BTreeMap<String, String>>,
 }
 
 /// `namespace/name`.
@@ -117,11 +165,11 @@ impl Ending {
 /// One thing for the leader to do.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// Start a run: persist its UUID, times and pod in the state (conditioned on the
+    /// Start a run: persist its UUID, times and pod in the record (conditioned on the
     /// version `previous` was read at), and create the pod only if that write won.
     StartRun {
         owner: Owner,
-        previous: Option<Arc<KuberhealthyState>>,
+        previous: Option<Record>,
         timeout: Duration,
         /// When the run was due, for the lateness metric; none for a run asked for now.
         due_at: Option<Timestamp>,
@@ -138,14 +186,11 @@ pub enum Action {
     },
     /// Create the missing pod of a run in flight that an earlier term persisted (its leader
     /// stopped between the two writes).
-    AdoptRun {
-        owner: Owner,
-        state: Arc<KuberhealthyState>,
-    },
+    AdoptRun { owner: Owner, record: Record },
     /// Fail a run that ended without a report; delete its pod when given.
     FinishRun {
         owner: Owner,
-        state: Arc<KuberhealthyState>,
+        record: Record,
         ending: Ending,
         message: String,
         /// The node its pod ran on, if it was scheduled.
@@ -155,8 +200,26 @@ pub enum Action {
     /// Record why a check or job cannot run (errors naming each field).
     MarkInvalid {
         owner: Owner,
-        previous: Option<Arc<KuberhealthyState>>,
+        previous: Option<Record>,
         errors: Vec<String>,
+    },
+    /// Start a new HealthCheck's status from the khstate of the KuberhealthyCheck of the same
+    /// name it replaces (a live migration): its last result and its timer.
+    SeedStatus {
+        healthcheck: Arc<HealthCheck>,
+        state: Arc<KuberhealthyState>,
+    },
+    /// Start a new KuberhealthyCheck's khstate from the status of the HealthCheck of the same
+    /// name it replaces.
+    SeedState {
+        check: Arc<KuberhealthyCheck>,
+        healthcheck: Arc<HealthCheck>,
+    },
+    /// Let a HealthCheck that Kuberhealthy v3 marked with its finalizer be deleted: delete
+    /// the pod of its run in flight, then remove the finalizer.
+    ReleaseHealthCheck {
+        healthcheck: Arc<HealthCheck>,
+        delete_pod: Option<String>,
     },
     /// Write a job's phase (`Running` after a crash between the two writes of its start,
     /// `Completed` once its run finished).
@@ -189,6 +252,9 @@ impl Action {
             Action::AdoptRun { .. } => "adopt_run",
             Action::FinishRun { .. } => "finish_run",
             Action::MarkInvalid { .. } => "mark_invalid",
+            Action::SeedStatus { .. } => "seed_status",
+            Action::SeedState { .. } => "seed_state",
+            Action::ReleaseHealthCheck { .. } => "release_healthcheck",
             Action::SetJobPhase { .. } => "set_job_phase",
             Action::ExpireJob { .. } => "expire_job",
             Action::DeleteState { .. } => "delete_state",

@@ -2,10 +2,11 @@
 //! planner's actions, checks the term before every write, classifies every failure once,
 //! and counts it by action and kind of error.
 //!
-//! Fencing: every khstate write carries the `resourceVersion` its new spec was computed from,
-//! and the term is checked by this replica's own clock just before each write, so a replica
-//! that lost the Lease, or was paused past it, cannot start a run. The pod of a run is
-//! created only after the write that persisted the run has won.
+//! Fencing: every write of a run record (a khstate, or a HealthCheck's status) carries the
+//! `resourceVersion` it was computed from, and the term is checked by this replica's own clock
+//! just before each write, so a replica that lost the Lease, or was paused past it, cannot
+//! start a run. The pod of a run is created only after the write that persisted the run has
+//! won.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +18,20 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, ResourceExt};
 
 use super::action::{Action, Ending, Owner, key_of};
+use super::healthcheck;
 use super::plan::Change;
-use super::pod::{self, PodRequest};
+use super::pod::{self, Generation, PodRequest};
+use super::record::Record;
 use super::transition::{self, RunStart};
 use crate::api::time::add;
-use crate::api::{JobPhase, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec};
+use crate::api::{
+    HealthCheck, HealthCheckStatus, JobPhase, KuberhealthyCheck, KuberhealthyJob,
+    KuberhealthyState, KuberhealthyStateSpec,
+};
 use crate::controller::api_error::{self, ApiErrorKind};
 use crate::controller::leader::Term;
 use crate::controller::metrics::{ControllerMetrics, RunOutcome};
-use crate::controller::store::{States, WriteError};
+use crate::controller::store::{HealthChecks, States, WriteError};
 
 /// A start write that took longer than this is dated again when it landed.
 const LATE_START_WRITE: Duration = Duration::from_secs(1);
@@ -63,7 +69,7 @@ impl From<WriteError> for ActionError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Conflict => ActionError::Api(kube::Error::Api(Box::new(
-                kube::core::Status::failure("the khstate changed since it was read", "Conflict")
+                kube::core::Status::failure("the run record changed since it was read", "Conflict")
                     .with_code(409),
             ))),
             WriteError::Api(e) => ActionError::Api(e),
@@ -84,9 +90,18 @@ struct Start<'a> {
 pub struct ExecutorSettings {
     /// This replica: `AuthoritativePod` of what it writes.
     pub identity: String,
-    /// `KH_REPORTING_URL` of every checker pod.
+    /// `KH_REPORTING_URL` of every checker pod of a check or job (v2's path).
     pub reporting_url: String,
+    /// `KH_REPORTING_URL` of every checker pod of a HealthCheck (v3's `/check`).
+    pub healthcheck_reporting_url: String,
     pub metrics: ControllerMetrics,
+}
+
+/// A run record to write: a khstate's spec (created when there is no khstate yet), or a
+/// HealthCheck's status.
+enum Next<'a> {
+    State(Option<&'a KuberhealthyState>, KuberhealthyStateSpec),
+    Status(&'a HealthCheck, HealthCheckStatus),
 }
 
 /// What one action did: what it changed (for the planner's memory), and why it stopped
@@ -100,6 +115,7 @@ pub struct Done {
 pub struct Executor {
     client: Client,
     states: States,
+    healthchecks: HealthChecks,
     recorder: Recorder,
     term: Term,
     settings: ExecutorSettings,
@@ -116,6 +132,7 @@ impl Executor {
         );
         Executor {
             states: States::new(client.clone()),
+            healthchecks: HealthChecks::new(client.clone()),
             client,
             recorder,
             term,
@@ -162,7 +179,7 @@ impl Executor {
                     scheduled,
                     honours: honours.as_deref(),
                 };
-                self.start_run(&owner, previous.as_deref(), start, changes)
+                self.start_run(&owner, previous.as_ref(), start, changes)
                     .await
             }
             Action::StartJob {
@@ -177,23 +194,24 @@ impl Executor {
                     scheduled: true,
                     honours: None,
                 };
-                self.start_run(&owner, previous.as_deref(), start, changes)
+                let previous = owner.record(previous.as_ref());
+                self.start_run(&owner, previous.as_ref(), start, changes)
                     .await?;
                 self.set_job_phase(&job, JobPhase::Running, changes).await
             }
-            Action::AdoptRun { owner, state } => {
-                tracing::info!(check = %owner.key(), run = %state.spec.uuid, "adopting a run in flight without a pod; creating it");
-                self.create_pod(&owner, &state, changes).await
+            Action::AdoptRun { owner, record } => {
+                tracing::info!(check = %owner.key(), run = %record.run().uuid, "adopting a run in flight without a pod; creating it");
+                self.create_pod(&owner, &record, changes).await
             }
             Action::FinishRun {
                 owner,
-                state,
+                record,
                 ending,
                 message,
                 node,
                 delete_pod,
             } => {
-                self.finish(&owner, &state, ending, message, node, changes)
+                self.finish(&owner, &record, ending, message, node, changes)
                     .await?;
                 if let Some(pod) = delete_pod {
                     self.delete_pod(&owner.namespace(), &pod, "its run timed out", changes)
@@ -206,8 +224,33 @@ impl Executor {
                 previous,
                 errors,
             } => {
-                self.mark_invalid(&owner, previous.as_deref(), errors, changes)
+                self.mark_invalid(&owner, previous.as_ref(), errors, changes)
                     .await
+            }
+            Action::SeedStatus { healthcheck, state } => {
+                self.seed_status(&healthcheck, &state, changes).await
+            }
+            Action::SeedState { check, healthcheck } => {
+                self.seed_state(&check, &healthcheck, changes).await
+            }
+            Action::ReleaseHealthCheck {
+                healthcheck,
+                delete_pod,
+            } => {
+                let namespace = healthcheck.namespace().unwrap_or_default();
+                if let Some(pod) = delete_pod {
+                    self.delete_pod(
+                        &namespace,
+                        &pod,
+                        "its HealthCheck is being deleted",
+                        changes,
+                    )
+                    .await?;
+                }
+                self.ensure_term()?;
+                self.healthchecks.release_finalizer(&healthcheck).await?;
+                tracing::info!(healthcheck = %key_of(&namespace, &healthcheck.name_any()), "released Kuberhealthy v3's finalizer of a HealthCheck being deleted");
+                Ok(())
             }
             Action::SetJobPhase { job, phase } => self.set_job_phase(&job, phase, changes).await,
             Action::ExpireJob { job } => self.expire_job(&job).await,
@@ -243,29 +286,41 @@ impl Executor {
         }
     }
 
-    /// Writes a state conditioned on the version `previous` was read at (or creates it).
-    async fn write_state(
+    /// Writes a run record conditioned on the version it was computed from (or creates the
+    /// khstate).
+    async fn write_record(
         &self,
         owner: &Owner,
-        previous: Option<&KuberhealthyState>,
-        spec: KuberhealthyStateSpec,
+        next: Next<'_>,
         changes: &mut Vec<Change>,
-    ) -> Result<Arc<KuberhealthyState>, ActionError> {
+    ) -> Result<Record, ActionError> {
         self.ensure_term()?;
-        let written = match previous {
-            Some(prev) => self.states.replace(prev, spec).await?,
-            None => {
-                self.states
-                    .create(&owner.namespace(), &owner.name(), spec)
-                    .await?
+        match next {
+            Next::State(previous, spec) => {
+                let written = match previous {
+                    Some(prev) => self.states.replace(prev, spec).await?,
+                    None => {
+                        self.states
+                            .create(&owner.namespace(), &owner.name(), spec)
+                            .await?
+                    }
+                };
+                let written = Arc::new(written);
+                changes.push(Change::StateWritten {
+                    replaced: previous.and_then(|p| p.resource_version()),
+                    state: written.clone(),
+                });
+                Ok(Record::State(written))
             }
-        };
-        let written = Arc::new(written);
-        changes.push(Change::StateWritten {
-            replaced: previous.and_then(|p| p.resource_version()),
-            state: written.clone(),
-        });
-        Ok(written)
+            Next::Status(current, status) => {
+                let written = Arc::new(self.healthchecks.replace_status(current, status).await?);
+                changes.push(Change::HealthCheckWritten {
+                    replaced: current.resource_version(),
+                    healthcheck: written.clone(),
+                });
+                Ok(Record::Status(written))
+            }
+        }
     }
 
     /// Persists a new run, then creates its pod. The start time is taken just before the
@@ -273,35 +328,55 @@ impl Executor {
     async fn start_run(
         &self,
         owner: &Owner,
-        previous: Option<&KuberhealthyState>,
+        previous: Option<&Record>,
         start: Start<'_>,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
         let uuid = uuid::Uuid::new_v4().to_string();
         let pod_name = pod::pod_name(&owner.name(), &uuid);
         let started_at = Timestamp::now();
-        let spec = transition::started(
-            previous.map(|s| &s.spec),
-            RunStart {
-                uuid: &uuid,
-                scheduled: start.scheduled,
-                honours: start.honours,
-                started_at,
-                deadline: add(started_at, start.timeout),
-                term: &self.term.id,
-                pod: &pod_name,
-                namespace: &owner.namespace(),
-                workload: owner.workload(),
-            },
-        );
-        let mut state = self.write_state(owner, previous, spec, changes).await?;
+        let namespace = owner.namespace();
+        let run = RunStart {
+            uuid: &uuid,
+            scheduled: start.scheduled,
+            honours: start.honours,
+            started_at,
+            deadline: add(started_at, start.timeout),
+            term: &self.term.id,
+            pod: &pod_name,
+            namespace: &namespace,
+            workload: owner.workload(),
+        };
+        let next = match previous {
+            Some(Record::Status(hc)) => {
+                Next::Status(hc, healthcheck::started(hc.status.as_ref(), &run))
+            }
+            other => {
+                let state = other.and_then(Record::as_state).map(AsRef::as_ref);
+                Next::State(state, transition::started(state.map(|s| &s.spec), run))
+            }
+        };
+        let mut record = self.write_record(owner, next, changes).await?;
         let landed = Timestamp::now();
         if landed.duration_since(started_at).unsigned_abs() > LATE_START_WRITE {
             // Held up (an etcd stall): dated before the stall, the run would make its next
             // run due at once. Date it when it landed, before its pod exists.
             tracing::warn!(check = %owner.key(), run = %uuid, written_after = ?landed.duration_since(started_at), "the start of a run was persisted late; dating it when it landed");
-            let spec = transition::redated(&state.spec, landed, start.timeout);
-            state = self.write_state(owner, Some(&state), spec, changes).await?;
+            let next = match &record {
+                Record::State(state) => Next::State(
+                    Some(state),
+                    transition::redated(&state.spec, landed, start.timeout),
+                ),
+                Record::Status(hc) => Next::Status(
+                    hc,
+                    healthcheck::redated(
+                        &hc.status.clone().unwrap_or_default(),
+                        landed,
+                        start.timeout,
+                    ),
+                ),
+            };
+            record = self.write_record(owner, next, changes).await?;
         }
         match start.honours {
             Some(request) => {
@@ -318,36 +393,48 @@ impl Executor {
             let lateness = started_at.duration_since(due_at).unsigned_abs();
             self.settings.metrics.run_started_late(lateness);
         }
-        self.create_pod(owner, &state, changes).await
+        self.create_pod(owner, &record, changes).await
     }
 
-    /// Creates the pod of the run in flight in `state`. A pod that cannot be created fails
+    /// Creates the pod of the run in flight in `record`. A pod that cannot be created fails
     /// the run with the API server's reason; the next attempt is the next interval.
     async fn create_pod(
         &self,
         owner: &Owner,
-        state: &Arc<KuberhealthyState>,
+        record: &Record,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
-        let (Some(pod_name), Some(deadline)) =
-            (state.spec.run_pod.as_deref(), state.spec.run_deadline)
-        else {
+        let run = record.run();
+        let (Some(pod_name), Some(deadline)) = (run.run_pod.as_deref(), run.run_deadline) else {
             return Ok(());
         };
         let namespace = owner.namespace();
         let template = owner.pod_template();
+        let (generation, reporting_url) = match owner {
+            Owner::HealthCheck(_) => (
+                Generation::V3 {
+                    labels: template.labels,
+                    annotations: template.annotations,
+                    started_at: run.run_started_at.unwrap_or_else(Timestamp::now),
+                },
+                &self.settings.healthcheck_reporting_url,
+            ),
+            _ => (Generation::V2, &self.settings.reporting_url),
+        };
         let pod = pod::build(&PodRequest {
             check_name: &owner.name(),
             namespace: &namespace,
             pod_name,
-            run_uuid: &state.spec.uuid,
+            run_uuid: &run.uuid,
             deadline,
-            reporting_url: &self.settings.reporting_url,
+            reporting_url,
             pod_spec: template.spec,
             extra_labels: template.extra_labels,
             extra_annotations: template.extra_annotations,
             owner: owner.owner_reference(),
+            generation,
         });
+        let pod_key = key_of(&namespace, pod_name);
         self.ensure_term()?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         match api.create(&PostParams::default(), &pod).await {
@@ -362,7 +449,7 @@ impl Executor {
                 );
                 self.finish(
                     owner,
-                    state,
+                    record,
                     Ending::PodCreateFailed,
                     message,
                     None,
@@ -372,9 +459,7 @@ impl Executor {
                 return Err(ActionError::Api(e));
             }
         }
-        changes.push(Change::PodCreated {
-            key: key_of(&namespace, pod_name),
-        });
+        changes.push(Change::PodCreated { key: pod_key });
         Ok(())
     }
 
@@ -382,22 +467,45 @@ impl Executor {
     async fn finish(
         &self,
         owner: &Owner,
-        state: &KuberhealthyState,
+        record: &Record,
         ending: Ending,
         message: String,
         node: Option<String>,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
-        let spec = transition::finished(
-            &state.spec,
-            false,
-            vec![message.clone()],
-            Timestamp::now(),
-            &self.settings.identity,
-            node,
-        );
-        self.write_state(owner, Some(state), spec, changes).await?;
-        tracing::warn!(check = %owner.key(), run = %state.spec.uuid, "{message}");
+        let now = Timestamp::now();
+        let errors = vec![message.clone()];
+        let next = match record {
+            Record::Status(hc) => Next::Status(
+                hc,
+                healthcheck::finished(
+                    &hc.status.clone().unwrap_or_default(),
+                    false,
+                    errors,
+                    now,
+                    node,
+                ),
+            ),
+            Record::State(state) => Next::State(
+                Some(state),
+                transition::finished(
+                    &state.spec,
+                    false,
+                    errors,
+                    now,
+                    &self.settings.identity,
+                    node,
+                ),
+            ),
+        };
+        let written = self.write_record(owner, next, changes).await?;
+        let run = written.run();
+        tracing::warn!(check = %owner.key(), run = %run.uuid, "{message}");
+        if let (Record::Status(_), Some(started)) = (&written, run.run_started_at) {
+            self.settings
+                .metrics
+                .healthcheck_run_finished(now.duration_since(started).unsigned_abs());
+        }
         let outcome = match ending {
             Ending::TimedOut => RunOutcome::TimedOut,
             Ending::PodFailed | Ending::PodCreateFailed => RunOutcome::Failed,
@@ -413,22 +521,65 @@ impl Executor {
     async fn mark_invalid(
         &self,
         owner: &Owner,
-        previous: Option<&KuberhealthyState>,
+        previous: Option<&Record>,
         errors: Vec<String>,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
         tracing::warn!(check = %owner.key(), ?errors, "invalid spec: it will not run until fixed");
         let note = errors.join("; ");
-        let spec = transition::invalid(
-            previous.map(|s| &s.spec),
-            errors,
-            &owner.namespace(),
-            owner.workload(),
-            &self.settings.identity,
-            Timestamp::now(),
-        );
-        self.write_state(owner, previous, spec, changes).await?;
+        let namespace = owner.namespace();
+        let next = match (previous, owner.workload()) {
+            (Some(Record::Status(hc)), _) => Next::Status(
+                hc,
+                healthcheck::invalid(hc.status.as_ref(), errors, &namespace),
+            ),
+            (previous, workload) => {
+                let state = previous.and_then(Record::as_state).map(AsRef::as_ref);
+                Next::State(
+                    state,
+                    transition::invalid(
+                        state.map(|s| &s.spec),
+                        errors,
+                        &namespace,
+                        workload.unwrap_or(crate::api::Workload::Check),
+                        &self.settings.identity,
+                        Timestamp::now(),
+                    ),
+                )
+            }
+        };
+        self.write_record(owner, next, changes).await?;
         self.event(owner, "InvalidSpec", "Validate", note).await;
+        Ok(())
+    }
+
+    /// A new HealthCheck's status from the khstate of the check it replaces.
+    async fn seed_status(
+        &self,
+        hc: &Arc<HealthCheck>,
+        state: &KuberhealthyState,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ActionError> {
+        let owner = Owner::HealthCheck(hc.clone());
+        let status = healthcheck::seeded_from_state(&state.spec, &owner.namespace());
+        self.write_record(&owner, Next::Status(hc, status), changes)
+            .await?;
+        tracing::info!(healthcheck = %owner.key(), "a new HealthCheck takes the last result and the timer of the khstate of its name");
+        Ok(())
+    }
+
+    /// A new KuberhealthyCheck's khstate from the status of the HealthCheck it replaces.
+    async fn seed_state(
+        &self,
+        check: &Arc<KuberhealthyCheck>,
+        hc: &HealthCheck,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ActionError> {
+        let owner = Owner::Check(check.clone());
+        let spec = healthcheck::state_from(hc, &self.settings.identity);
+        self.write_record(&owner, Next::State(None, spec), changes)
+            .await?;
+        tracing::info!(check = %owner.key(), "a new check takes the last result and the timer of the HealthCheck of its name");
         Ok(())
     }
 

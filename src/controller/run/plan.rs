@@ -11,13 +11,20 @@
 //! - a check whose `dependsOn` names no check or forms a cycle is invalid
 //!   ([`Dependencies`]);
 //! - a run in flight is judged from its pod ([`verdict::judge`]): wait, create its pod if an
-//!   earlier term persisted the run but not the pod, fail it, or time it out;
+//!   earlier term persisted the run but not the pod, fail it, or time it out; a run that
+//!   Kuberhealthy v3 started (no pod known) waits for its report until its deadline;
 //! - an invalid check or job does not run; its state says why;
 //! - a job runs once: start, mark `Running`, mark `Completed`, delete after `maxKHJobAge`;
 //! - the state of a check or job is deleted once its deletion was seen, or, for a state whose
 //!   owner was never seen, [`ORPHAN_GRACE`] after the state was created: a state restored or
 //!   applied before its check keeps its timer;
-//! - checker pods of deleted owners go; finished pods beyond the retention settings go.
+//! - checker pods of deleted owners go; finished pods beyond the retention settings go;
+//! - a HealthCheck (v3) follows the check's rules with its status as its record; with
+//!   `singleRunOnly` it runs once; a new one whose namespace holds the khstate of a
+//!   KuberhealthyCheck of its name starts from that khstate (and a new KuberhealthyCheck from
+//!   the status of a HealthCheck of its name): a live migration keeps the result and the timer;
+//! - a HealthCheck being deleted with v3's finalizer has its run's pod deleted and the
+//!   finalizer released.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,12 +36,18 @@ use kube::ResourceExt;
 
 use super::action::{Action, Ending, Owner, key_of};
 use super::depends::Dependencies;
+use super::healthcheck;
+use super::pod::{self as checker_pod, PodOwner};
 use super::reap::{self, Retention};
+use super::record::Record;
 use super::schedule::{self, NextStart};
 use super::verdict::{self, Verdict};
+use crate::api::cadence::Cadence;
 use crate::api::time::add;
-use crate::api::validate::describe_invalid;
-use crate::api::{JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
+use crate::api::validate::describe_invalid_as;
+use crate::api::{
+    HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names,
+};
 
 /// How long a khstate whose check or job was never seen is kept: a backup restore or a
 /// GitOps tool may apply states before their checks, and deleting such a state would throw
@@ -56,6 +69,10 @@ pub struct View {
     pub jobs: Vec<Arc<KuberhealthyJob>>,
     pub states: HashMap<String, Arc<KuberhealthyState>>,
     pub pods: HashMap<String, Arc<Pod>>,
+    /// v3 HealthChecks, when this replica serves them ([`View::with_healthchecks`]).
+    pub healthchecks: Vec<Arc<HealthCheck>>,
+    /// Whether HealthChecks are served: without, pods labelled for one are left alone.
+    pub serves_healthchecks: bool,
 }
 
 impl View {
@@ -70,7 +87,22 @@ impl View {
             jobs,
             states: keyed(states),
             pods: keyed(pods),
+            healthchecks: Vec::new(),
+            serves_healthchecks: false,
         }
+    }
+
+    /// The view with v3 HealthChecks served too.
+    pub fn with_healthchecks(mut self, healthchecks: Vec<Arc<HealthCheck>>) -> View {
+        self.healthchecks = healthchecks;
+        self.serves_healthchecks = true;
+        self
+    }
+
+    fn healthcheck(&self, namespace: &str, name: &str) -> Option<&Arc<HealthCheck>> {
+        self.healthchecks
+            .iter()
+            .find(|h| h.namespace().as_deref() == Some(namespace) && h.name_any() == name)
     }
 
     fn state(&self, namespace: &str, name: &str) -> Option<&Arc<KuberhealthyState>> {
@@ -104,6 +136,10 @@ pub enum Change {
         replaced: Option<String>,
         job: Arc<KuberhealthyJob>,
     },
+    HealthCheckWritten {
+        replaced: Option<String>,
+        healthcheck: Arc<HealthCheck>,
+    },
     PodCreated {
         key: String,
     },
@@ -121,6 +157,7 @@ pub enum Change {
 pub struct Memory {
     states: HashMap<String, Written<KuberhealthyState>>,
     jobs: HashMap<String, Written<KuberhealthyJob>>,
+    healthchecks: HashMap<String, Written<HealthCheck>>,
     /// Pods created that the cache has not shown yet: not to be created twice.
     created_pods: HashSet<String>,
     /// Pods and states whose deletion was asked for that the cache still shows as they were.
@@ -155,6 +192,22 @@ impl Memory {
                     },
                 );
             }
+            Change::HealthCheckWritten {
+                replaced,
+                healthcheck,
+            } => {
+                let key = key_of(
+                    &healthcheck.namespace().unwrap_or_default(),
+                    &healthcheck.name_any(),
+                );
+                self.healthchecks.insert(
+                    key,
+                    Written {
+                        replaced,
+                        object: healthcheck,
+                    },
+                );
+            }
             Change::PodCreated { key } => {
                 self.created_pods.insert(key);
             }
@@ -179,21 +232,8 @@ impl Memory {
                 false
             }
         });
-        self.jobs.retain(|key, written| {
-            let Some(slot) = view
-                .jobs
-                .iter_mut()
-                .find(|j| key_of(&j.namespace().unwrap_or_default(), &j.name_any()) == *key)
-            else {
-                return false;
-            };
-            if slot.resource_version() == written.replaced {
-                *slot = written.object.clone();
-                true
-            } else {
-                false
-            }
-        });
+        lay_over_list(&mut self.jobs, &mut view.jobs);
+        lay_over_list(&mut self.healthchecks, &mut view.healthchecks);
         self.created_pods.retain(|key| !view.pods.contains_key(key));
         self.deleted_pods.retain(|key| {
             view.pods
@@ -216,6 +256,25 @@ impl Memory {
     }
 }
 
+/// Lays written objects over the cache's list; forgets those the cache caught up with.
+fn lay_over_list<K: ResourceExt>(written: &mut HashMap<String, Written<K>>, listed: &mut [Arc<K>]) {
+    written.retain(|key, written| {
+        let Some(slot) = listed
+            .iter_mut()
+            .find(|o| key_of(&o.namespace().unwrap_or_default(), &o.name_any()) == *key)
+        else {
+            return false;
+        };
+        if slot.resource_version() == written.replaced {
+            *slot = written.object.clone();
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// The keys of v1 checks and jobs (the owners of khstates).
 fn owner_keys(view: &View) -> impl Iterator<Item = String> + '_ {
     let checks = view
         .checks
@@ -270,12 +329,23 @@ pub fn plan(
         let timing = match check.validate() {
             Ok(t) => t,
             Err(errors) => {
-                mark_invalid(&mut plan, owner, state, &errors);
+                mark_invalid(&mut plan, &owner, owner.record(state), &errors);
                 continue;
             }
         };
         if let Some(errors) = dependencies.errors(&owner.key()) {
-            mark_invalid(&mut plan, owner, state, errors);
+            mark_invalid(&mut plan, &owner, owner.record(state), errors);
+            continue;
+        }
+        if state.is_none()
+            && let Some(healthcheck) = view
+                .healthcheck(&namespace, &name)
+                .filter(|h| h.status.as_ref().is_some_and(|s| s.has_run()))
+        {
+            plan.actions.push(Action::SeedState {
+                check: check.clone(),
+                healthcheck: healthcheck.clone(),
+            });
             continue;
         }
         let created = check.creation_timestamp().map(|t| t.0).unwrap_or(now);
@@ -284,9 +354,9 @@ pub fn plan(
         let request = check.run_requested().filter(|r| Some(*r) != honoured);
         match schedule::next_start(state.map(|s| &s.spec), &timing.cadence, created) {
             NextStart::InFlight => {
-                let state = state.expect("a run in flight has a state");
+                let record = owner.record(state).expect("a run in flight has a record");
                 // A request during a run is honoured once the run ends.
-                supervise_run(&mut plan, view, memory, owner, state, now);
+                supervise_run(&mut plan, view, memory, owner, record, now);
             }
             // Suspended: no new run, not even a requested one (as Flux's reconcile
             // annotation on a suspended object); it resumes from its persisted last start.
@@ -296,8 +366,8 @@ pub fn plan(
                 due.push((
                     t.min(now),
                     Action::StartRun {
+                        previous: owner.record(state),
                         owner,
-                        previous: state.cloned(),
                         timeout: timing.timeout,
                         due_at: scheduled.then_some(t),
                         scheduled,
@@ -313,6 +383,10 @@ pub fn plan(
         plan_job(&mut plan, &mut due, view, memory, settings, job, now);
     }
 
+    for healthcheck in &view.healthchecks {
+        plan_healthcheck(&mut plan, &mut due, view, memory, healthcheck, now);
+    }
+
     // Oldest due first; the start budget spreads a catch-up.
     due.sort_by_key(|(t, _)| *t);
     let deferred = due.len().saturating_sub(starts_allowed);
@@ -326,18 +400,21 @@ pub fn plan(
 
 fn mark_invalid(
     plan: &mut Plan,
-    owner: Owner,
-    state: Option<&Arc<KuberhealthyState>>,
+    owner: &Owner,
+    previous: Option<Record>,
     errors: &[crate::api::validate::SpecError],
 ) {
-    let messages = describe_invalid(&owner.key(), owner.workload(), errors);
-    // Written once: the state already says it.
-    if state.is_some_and(|s| !s.spec.ok && s.spec.errors == messages) {
+    let messages = describe_invalid_as(&owner.key(), owner.what(), errors);
+    // Written once: the record already says it.
+    if previous.as_ref().is_some_and(|r| {
+        let run = r.run();
+        !run.ok && run.errors == messages
+    }) {
         return;
     }
     plan.actions.push(Action::MarkInvalid {
-        owner,
-        previous: state.cloned(),
+        owner: owner.clone(),
+        previous,
         errors: messages,
     });
 }
@@ -348,15 +425,39 @@ fn supervise_run(
     view: &View,
     memory: &Memory,
     owner: Owner,
-    state: &Arc<KuberhealthyState>,
+    record: Record,
     now: Timestamp,
 ) {
-    let (Some(pod_name), Some(deadline)) = (state.spec.run_pod.as_deref(), state.spec.run_deadline)
-    else {
-        // A run without pod or deadline was not started by this project: let it time out
-        // at the next start instead of waiting forever.
+    let run = record.run();
+    let Some(deadline) = run.run_deadline else {
+        // A run without a deadline was not started by this project: let it time out at
+        // the next start instead of waiting forever.
         return;
     };
+    let Some(pod_name) = run.run_pod.clone() else {
+        // A run Kuberhealthy v3 started before this project took over: its pod is v3's and
+        // unknown here; its report is accepted until its deadline, then it times out.
+        if now >= deadline {
+            let message = format!(
+                "{}: timed out waiting for checker pod to report in (deadline {deadline}; the run was started by Kuberhealthy v3)",
+                owner.key()
+            );
+            drop(run);
+            plan.actions.push(Action::FinishRun {
+                owner,
+                record,
+                ending: Ending::TimedOut,
+                message,
+                node: None,
+                delete_pod: None,
+            });
+        } else {
+            plan.wake_at(deadline);
+        }
+        return;
+    };
+    drop(run);
+    let pod_name = pod_name.as_str();
     let namespace = owner.namespace();
     let pod_key = key_of(&namespace, pod_name);
     let pod = view.pods.get(&pod_key);
@@ -371,16 +472,13 @@ fn supervise_run(
         Verdict::WaitUntil(t) => plan.wake_at(t),
         Verdict::PodMissing => {
             if !memory.created_pods.contains(&pod_key) {
-                plan.actions.push(Action::AdoptRun {
-                    owner,
-                    state: state.clone(),
-                });
+                plan.actions.push(Action::AdoptRun { owner, record });
             }
             plan.wake_at(deadline);
         }
         Verdict::Fail(message) => plan.actions.push(Action::FinishRun {
             owner,
-            state: state.clone(),
+            record,
             ending: Ending::PodFailed,
             message,
             node,
@@ -392,7 +490,7 @@ fn supervise_run(
                 .map(|_| pod_name.to_string());
             plan.actions.push(Action::FinishRun {
                 owner,
-                state: state.clone(),
+                record,
                 ending: Ending::TimedOut,
                 message,
                 node,
@@ -416,11 +514,11 @@ fn plan_job(
     let state = view.state(&namespace, &name);
     let timeout = match job.validate() {
         Ok(t) => t,
-        Err(errors) => return mark_invalid(plan, owner, state, &errors),
+        Err(errors) => return mark_invalid(plan, &owner, owner.record(state), &errors),
     };
     let phase = match job.phase() {
         Ok(p) => p,
-        Err(error) => return mark_invalid(plan, owner, state, &[error]),
+        Err(error) => return mark_invalid(plan, &owner, owner.record(state), &[error]),
     };
     let created = job.creation_timestamp().map(|t| t.0).unwrap_or(now);
     match phase {
@@ -448,7 +546,7 @@ fn plan_job(
         }
         JobPhase::Running => match state {
             Some(s) if s.spec.run_in_flight() => {
-                supervise_run(plan, view, memory, owner, s, now);
+                supervise_run(plan, view, memory, owner, Record::State(s.clone()), now);
             }
             Some(_) => plan.actions.push(Action::SetJobPhase {
                 job: job.clone(),
@@ -479,6 +577,81 @@ fn plan_job(
     }
 }
 
+fn plan_healthcheck(
+    plan: &mut Plan,
+    due: &mut Vec<(Timestamp, Action)>,
+    view: &View,
+    memory: &Memory,
+    healthcheck: &Arc<HealthCheck>,
+    now: Timestamp,
+) {
+    let owner = Owner::HealthCheck(healthcheck.clone());
+    let record = Record::Status(healthcheck.clone());
+    let (namespace, name) = (owner.namespace(), owner.name());
+    if healthcheck.metadata.deletion_timestamp.is_some() {
+        if healthcheck
+            .finalizers()
+            .iter()
+            .any(|f| f == names::FINALIZER_V3)
+        {
+            let run = record.run();
+            let delete_pod = run
+                .run_pod
+                .clone()
+                .filter(|_| run.run_in_flight())
+                .filter(|pod| {
+                    view.pods
+                        .get(&key_of(&namespace, pod))
+                        .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+                });
+            plan.actions.push(Action::ReleaseHealthCheck {
+                healthcheck: healthcheck.clone(),
+                delete_pod,
+            });
+        }
+        return;
+    }
+    let timing = match healthcheck.validate() {
+        Ok(t) => t,
+        Err(errors) => return mark_invalid(plan, &owner, Some(record), &errors),
+    };
+    let never_ran = !healthcheck.status.as_ref().is_some_and(|s| s.has_run());
+    if never_ran
+        && let Some(state) = view
+            .state(&namespace, &name)
+            .filter(|s| schedule::last_start(&s.spec).is_some())
+    {
+        plan.actions.push(Action::SeedStatus {
+            healthcheck: healthcheck.clone(),
+            state: state.clone(),
+        });
+        return;
+    }
+    let run = record.run();
+    if timing.single_run && !run.run_in_flight() && schedule::last_start(&run).is_some() {
+        // singleRunOnly: it has run.
+        return;
+    }
+    let created = healthcheck.creation_timestamp().map(|t| t.0).unwrap_or(now);
+    let next = schedule::next_start(Some(&run), &Cadence::Interval(timing.run_interval), created);
+    drop(run);
+    match next {
+        NextStart::InFlight => supervise_run(plan, view, memory, owner, record, now),
+        NextStart::At(t) if t <= now => due.push((
+            t,
+            Action::StartRun {
+                owner,
+                previous: Some(record),
+                timeout: timing.timeout,
+                due_at: Some(t),
+                scheduled: true,
+                honours: None,
+            },
+        )),
+        NextStart::At(t) => plan.wake_at(t),
+    }
+}
+
 /// States and pods of deleted checks and jobs, and finished pods beyond retention.
 fn clean_up(
     plan: &mut Plan,
@@ -488,7 +661,32 @@ fn clean_up(
     now: Timestamp,
 ) {
     let owners: HashSet<String> = owner_keys(view).collect();
+    let healthchecks: HashSet<String> = view
+        .healthchecks
+        .iter()
+        .map(|h| key_of(&h.namespace().unwrap_or_default(), &h.name_any()))
+        .collect();
+    // A khstate a HealthCheck is starting from this pass is deleted at the next.
+    let seeding: HashSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SeedStatus { healthcheck, .. } => Some(key_of(
+                &healthcheck.namespace().unwrap_or_default(),
+                &healthcheck.name_any(),
+            )),
+            _ => None,
+        })
+        .collect();
     let mut in_flight = HashSet::new();
+    for healthcheck in &view.healthchecks {
+        let run = healthcheck::as_run(healthcheck);
+        if run.run_in_flight()
+            && let Some(pod) = &run.run_pod
+        {
+            in_flight.insert(key_of(&healthcheck.namespace().unwrap_or_default(), pod));
+        }
+    }
     let mut states: Vec<(&String, &Arc<KuberhealthyState>)> = view.states.iter().collect();
     states.sort_by(|a, b| a.0.cmp(b.0));
     for (key, state) in states {
@@ -500,7 +698,7 @@ fn clean_up(
             }
             continue;
         }
-        if memory.deleted_states.contains(key) {
+        if memory.deleted_states.contains(key) || seeding.contains(key) {
             continue;
         }
         let why = if memory.gone.contains(key) {
@@ -529,17 +727,23 @@ fn clean_up(
             continue;
         }
         let namespace = pod.namespace().unwrap_or_default();
-        let orphan = pod
-            .labels()
-            .get(names::LABEL_CHECK_NAME)
-            .is_some_and(|check| !owners.contains(&key_of(&namespace, check)));
-        if orphan && pod.metadata.deletion_timestamp.is_none() {
-            plan.actions.push(Action::DeletePod {
-                namespace,
-                name: pod.name_any(),
-                why: "its check or job was deleted",
-            });
-        } else if !orphan {
+        let orphan = match checker_pod::owner_of(pod) {
+            Some(PodOwner::Check(check)) => (!owners.contains(&key_of(&namespace, check)))
+                .then_some("its check or job was deleted"),
+            Some(PodOwner::HealthCheck(name)) => (view.serves_healthchecks
+                && !healthchecks.contains(&key_of(&namespace, name)))
+            .then_some("its HealthCheck was deleted"),
+            None => None,
+        };
+        if let Some(why) = orphan {
+            if pod.metadata.deletion_timestamp.is_none() {
+                plan.actions.push(Action::DeletePod {
+                    namespace,
+                    name: pod.name_any(),
+                    why,
+                });
+            }
+        } else {
             kept.push(pod.as_ref());
         }
     }

@@ -1,6 +1,11 @@
 //! Building the checker pod of a run (pure). The pod follows v2's contract: the injected
 //! environment replaces user values of the same names, v2's labels and annotation, the
-//! spec's extra labels and annotations, `restartPolicy: Never`, the check's namespace.
+//! spec's extra labels and annotations, `restartPolicy: Never`, the check's namespace. A
+//! HealthCheck's pod follows v3's instead: `podSpec.metadata` and the extras, v3's labels
+//! (`healthcheck`, `kh-run-uuid`) and annotations, the environment in init containers too; it
+//! also carries `app=kuberhealthy-check`, which the replicas' pod watch selects, and
+//! `restartPolicy: Never` (v3 leaves it to the spec), so a checker that exits is not restarted
+//! into a run that is over.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +31,54 @@ pub struct PodRequest<'a> {
     /// The check or job that owns the pod, so the cluster's garbage collector removes its
     /// pods when it is deleted (the controller deletes them too).
     pub owner: Option<OwnerReference>,
+    /// Whose conventions the pod follows.
+    pub generation: Generation<'a>,
+}
+
+/// Whose labels, annotations and environment a checker pod gets.
+pub enum Generation<'a> {
+    /// Kuberhealthy v2's, for KuberhealthyChecks and KuberhealthyJobs.
+    V2,
+    /// Kuberhealthy v3's, for HealthChecks: `podSpec.metadata` and the run's start
+    /// (v3's `createdTime` annotation).
+    V3 {
+        labels: Option<&'a BTreeMap<String, String>>,
+        annotations: Option<&'a BTreeMap<String, String>>,
+        started_at: Timestamp,
+    },
+}
+
+/// Which check a checker pod belongs to, from its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodOwner<'a> {
+    /// A KuberhealthyCheck or KuberhealthyJob (`kuberhealthy-check-name`).
+    Check(&'a str),
+    /// A HealthCheck (`healthcheck`).
+    HealthCheck(&'a str),
+}
+
+pub fn owner_of(pod: &Pod) -> Option<PodOwner<'_>> {
+    let labels = pod.metadata.labels.as_ref()?;
+    if let Some(name) = labels.get(names::LABEL_CHECK_NAME) {
+        return Some(PodOwner::Check(name));
+    }
+    labels
+        .get(names::LABEL_HEALTHCHECK)
+        .map(|name| PodOwner::HealthCheck(name))
+}
+
+/// The run a checker pod belongs to (`kuberhealthy-run-id`, or v3's `kh-run-uuid`).
+pub fn run_of(pod: &Pod) -> Option<&str> {
+    let labels = pod.metadata.labels.as_ref()?;
+    labels
+        .get(names::LABEL_RUN_ID)
+        .or_else(|| labels.get(names::LABEL_RUN_UUID))
+        .map(String::as_str)
+}
+
+/// Go's `time.Unix(s, 0).String()` in UTC, as v3 writes `createdTime`.
+fn go_time_string(t: Timestamp) -> String {
+    format!("{} +0000 UTC", t.strftime("%Y-%m-%d %H:%M:%S"))
 }
 
 /// The pod name of a run: the check name and the start of the run UUID, so a new leader
@@ -75,28 +128,78 @@ fn injected_env(req: &PodRequest<'_>) -> Vec<EnvVar> {
     ]
 }
 
+fn inject_env(container: &mut k8s_openapi::api::core::v1::Container, req: &PodRequest<'_>) {
+    let mut env: Vec<EnvVar> = container
+        .env
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !names::INJECTED_ENV.contains(&e.name.as_str()))
+        .collect();
+    env.extend(injected_env(req));
+    container.env = Some(env);
+}
+
+/// `first`, then `then` over it.
+fn merged(
+    first: Option<&BTreeMap<String, String>>,
+    then: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut out = first.cloned().unwrap_or_default();
+    out.extend(
+        then.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    out
+}
+
 pub fn build(req: &PodRequest<'_>) -> Pod {
     let mut spec = req.pod_spec.clone();
     spec.restart_policy = Some("Never".into());
     for container in &mut spec.containers {
-        let mut env: Vec<EnvVar> = container
-            .env
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| !names::INJECTED_ENV.contains(&e.name.as_str()))
-            .collect();
-        env.extend(injected_env(req));
-        container.env = Some(env);
+        inject_env(container, req);
     }
 
-    let mut labels = req.extra_labels.cloned().unwrap_or_default();
-    labels.insert(names::LABEL_RUN_ID.into(), req.run_uuid.into());
-    labels.insert(names::LABEL_CHECK_NAME.into(), req.check_name.into());
-    labels.insert(names::LABEL_APP.into(), names::LABEL_APP_VALUE.into());
-
-    let mut annotations = req.extra_annotations.cloned().unwrap_or_default();
-    annotations.insert(names::ANNOTATION_CHECK_NAME.into(), req.check_name.into());
+    let (labels, annotations) = match &req.generation {
+        Generation::V2 => {
+            let mut labels = merged(None, req.extra_labels);
+            labels.insert(names::LABEL_RUN_ID.into(), req.run_uuid.into());
+            labels.insert(names::LABEL_CHECK_NAME.into(), req.check_name.into());
+            labels.insert(names::LABEL_APP.into(), names::LABEL_APP_VALUE.into());
+            let mut annotations = merged(None, req.extra_annotations);
+            annotations.insert(names::ANNOTATION_CHECK_NAME.into(), req.check_name.into());
+            (labels, annotations)
+        }
+        Generation::V3 {
+            labels,
+            annotations,
+            started_at,
+        } => {
+            for container in spec.init_containers.iter_mut().flatten() {
+                inject_env(container, req);
+            }
+            let mut labels = merged(*labels, req.extra_labels);
+            labels.insert(names::LABEL_HEALTHCHECK.into(), req.check_name.into());
+            labels.insert(names::LABEL_RUN_UUID.into(), req.run_uuid.into());
+            labels.insert(names::LABEL_APP.into(), names::LABEL_APP_VALUE.into());
+            let mut annotations = merged(*annotations, req.extra_annotations);
+            annotations.insert(
+                names::ANNOTATION_CREATED_BY.into(),
+                names::ANNOTATION_CREATED_BY_VALUE.into(),
+            );
+            annotations.insert(names::ANNOTATION_RUN_UUID.into(), req.run_uuid.into());
+            annotations.insert(
+                names::ANNOTATION_CREATED_TIME.into(),
+                go_time_string(*started_at),
+            );
+            annotations.insert(
+                names::ANNOTATION_HEALTHCHECK_NAME.into(),
+                req.check_name.into(),
+            );
+            (labels, annotations)
+        }
+    };
 
     Pod {
         metadata: ObjectMeta {
@@ -178,6 +281,7 @@ mod tests {
             extra_labels: Some(&extra_labels),
             extra_annotations: Some(&extra_annotations),
             owner: None,
+            generation: Generation::V2,
         });
         assert_eq!(pod.metadata.namespace.as_deref(), Some("checks"));
         let labels = pod.metadata.labels.as_ref().unwrap();
@@ -234,6 +338,87 @@ mod tests {
             "the user's value is replaced"
         );
         assert_eq!(main[0].name, "KEEP", "other variables keep their place");
+    }
+
+    #[test]
+    fn a_healthchecks_pod_follows_v3s_contract() {
+        let mut spec = spec();
+        spec.init_containers = Some(vec![Container {
+            name: "init".into(),
+            image: Some("init:v1".into()),
+            ..Default::default()
+        }]);
+        spec.restart_policy = None;
+        let pod_labels = BTreeMap::from([
+            ("from-metadata".to_string(), "m".to_string()),
+            ("shared".to_string(), "metadata".to_string()),
+        ]);
+        let pod_annotations = BTreeMap::from([("note".to_string(), "m".to_string())]);
+        let extra_labels = BTreeMap::from([("shared".to_string(), "extra".to_string())]);
+        let pod = build(&PodRequest {
+            check_name: "deployment",
+            namespace: "kuberhealthy",
+            pod_name: "deployment-1d309ed7",
+            run_uuid: "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30",
+            deadline: Timestamp::from_second(1_700_000_300).unwrap(),
+            reporting_url: "http://kuberhealthy.kuberhealthy.svc.cluster.local/check",
+            pod_spec: &spec,
+            extra_labels: Some(&extra_labels),
+            extra_annotations: None,
+            owner: None,
+            generation: Generation::V3 {
+                labels: Some(&pod_labels),
+                annotations: Some(&pod_annotations),
+                started_at: Timestamp::from_second(1_700_000_000).unwrap(),
+            },
+        });
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["healthcheck"], "deployment");
+        assert_eq!(
+            labels["kh-run-uuid"],
+            "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30"
+        );
+        assert_eq!(labels["from-metadata"], "m");
+        assert_eq!(
+            labels["shared"], "extra",
+            "extraLabels over podSpec.metadata, as v3"
+        );
+        assert_eq!(
+            labels["app"], "kuberhealthy-check",
+            "what the replicas watch"
+        );
+        assert!(!labels.contains_key("kuberhealthy-check-name"));
+        assert!(!labels.contains_key("kuberhealthy-run-id"));
+        let annotations = pod.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            annotations,
+            &BTreeMap::from(
+                [
+                    ("createdBy", "kuberhealthy"),
+                    ("createdTime", "2023-11-14 22:13:20 +0000 UTC"),
+                    ("kh-run-uuid", "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30"),
+                    ("kuberhealthyCheckName", "deployment"),
+                    ("note", "m"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+            )
+        );
+        let pod_spec = pod.spec.as_ref().unwrap();
+        assert_eq!(pod_spec.restart_policy.as_deref(), Some("Never"));
+        let init_env = pod_spec.init_containers.as_ref().unwrap()[0]
+            .env
+            .clone()
+            .unwrap();
+        assert_eq!(
+            init_env
+                .iter()
+                .find(|e| e.name == "KH_REPORTING_URL")
+                .and_then(|e| e.value.as_deref()),
+            Some("http://kuberhealthy.kuberhealthy.svc.cluster.local/check"),
+            "v3 injects into init containers too"
+        );
+        assert_eq!(owner_of(&pod), Some(PodOwner::HealthCheck("deployment")));
+        assert_eq!(run_of(&pod), Some("1d309ed7-4b7a-4fd5-9706-d04f53c9ed30"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::api::names;
+use super::pod::{PodOwner, owner_of};
 use crate::api::time::add;
 
 #[derive(Debug, Clone, Copy)]
@@ -58,8 +58,11 @@ pub fn reap<'a>(
         {
             continue;
         }
-        let Some(check) = pod.labels().get(names::LABEL_CHECK_NAME).cloned() else {
-            continue;
+        // A KuberhealthyCheck and a HealthCheck of one name keep their pods apart.
+        let check = match owner_of(pod) {
+            Some(PodOwner::Check(name)) => format!("check/{name}"),
+            Some(PodOwner::HealthCheck(name)) => format!("healthcheck/{name}"),
+            None => continue,
         };
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         let Some(at) = finished_at(pod) else { continue };
@@ -116,6 +119,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
+    use crate::api::names;
 
     fn pod(name: &str, check: &str, phase: &str, finished_minute: u32) -> Pod {
         let mut pod = Pod::default();

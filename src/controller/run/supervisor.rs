@@ -81,6 +81,9 @@ impl Supervisor {
             self.cache.states.state(),
             self.cache.pods.state(),
         );
+        if let Some(healthchecks) = &self.cache.healthchecks {
+            view = view.with_healthchecks(healthchecks.state());
+        }
         self.memory.lay_over(&mut view);
         let plan = plan::plan(
             &view,

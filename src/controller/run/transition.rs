@@ -14,6 +14,7 @@ use crate::api::{KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
 const HISTORY_ERRORS: usize = 5;
 const HISTORY_ERROR_BYTES: usize = 1024;
 
+#[derive(Debug, Clone, Copy)]
 pub struct RunStart<'a> {
     pub uuid: &'a str,
     /// Whether this run is a slot of the regular schedule (else only a run-now).
@@ -25,7 +26,8 @@ pub struct RunStart<'a> {
     pub term: &'a LeaderTerm,
     pub pod: &'a str,
     pub namespace: &'a str,
-    pub workload: Workload,
+    /// The khstate's `khWorkload`; none for a HealthCheck's run.
+    pub workload: Option<Workload>,
 }
 
 /// The state of a new run. The last result (OK, Errors, LastRun, ...) stays visible while
@@ -42,7 +44,7 @@ pub fn started(
     s.uuid = run.uuid.into();
     s.namespace = run.namespace.into();
     s.authoritative_pod = run.term.holder.clone();
-    s.workload = Some(run.workload);
+    s.workload = run.workload.or(s.workload);
     s.run_started_at = Some(run.started_at);
     s.run_deadline = Some(run.deadline);
     s.run_finished_at = None;
@@ -178,7 +180,7 @@ mod tests {
                 term: &term(),
                 pod: "c-u1",
                 namespace: "ns",
-                workload: Workload::Check,
+                workload: Some(Workload::Check),
             },
         )
     }
@@ -269,7 +271,7 @@ mod tests {
                 term: &term(),
                 pod: "c-u2",
                 namespace: "ns",
-                workload: Workload::Check,
+                workload: Some(Workload::Check),
             },
         );
         assert_eq!(requested.run_started_at, Some(ts("2026-01-01T00:30:01Z")));

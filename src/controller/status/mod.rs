@@ -1,10 +1,16 @@
 //! The status page (`GET /`, `GET /json`): v2's JSON shape, computed from a cache snapshot.
+//! HealthChecks (v3) are listed among the checks, keyed `namespace/name` with `"kind":
+//! "HealthCheck"`; one that shares its namespace and name with a KuberhealthyCheck is keyed
+//! `namespace/name (HealthCheck)`, so neither hides the other. [`v3`] renders v3's own shape.
 //!
 //! A check whose next run (after its last result, by `runInterval` or `schedule`) has not
 //! reported within its `timeout` plus [`STALE_TOLERANCE`] counts as failing, with an error
 //! saying so: a scheduler that stopped must never look green. A suspended check is neither
 //! failing nor stale. A failing check whose dependency fails is shown as blocked by it.
 
+pub mod v3;
+
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -13,11 +19,15 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use crate::api::cadence::Cadence;
+use crate::api::check::CheckTiming;
 use crate::api::time::add;
-use crate::api::validate::SpecError;
-use crate::api::validate::describe_invalid;
-use crate::api::{KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload, duration};
+use crate::api::validate::{SpecError, describe_invalid_as};
+use crate::api::{
+    HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec,
+    Workload, duration,
+};
 use crate::controller::run::depends::Dependencies;
+use crate::controller::run::healthcheck;
 use crate::controller::run::schedule::{self, NextStart};
 
 /// Slack on top of `runInterval + timeout` before a result counts as stale: time for a
@@ -74,6 +84,9 @@ pub struct WorkloadDetails {
     /// The dependency (`namespace/name`) that fails or is stale while this check fails.
     #[serde(rename = "blockedBy", skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
+    /// `HealthCheck` for a v3 HealthCheck; absent for v2's checks and jobs.
+    #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
 }
 
 impl WorkloadDetails {
@@ -111,6 +124,7 @@ pub struct Snapshot<'a> {
     pub checks: &'a [std::sync::Arc<KuberhealthyCheck>],
     pub jobs: &'a [std::sync::Arc<KuberhealthyJob>],
     pub states: &'a [std::sync::Arc<KuberhealthyState>],
+    pub healthchecks: &'a [std::sync::Arc<HealthCheck>],
     pub current_master: Option<&'a str>,
     pub metadata: &'a BTreeMap<String, String>,
     pub now: Timestamp,
@@ -132,13 +146,17 @@ fn key(namespace: &str, name: &str) -> String {
 }
 
 fn details_from_state(state: &KuberhealthyState) -> WorkloadDetails {
-    let s = &state.spec;
+    details_from_run(&state.spec, &state.namespace().unwrap_or_default())
+}
+
+/// The entry of a run record; `namespace` when the record names none.
+fn details_from_run(s: &KuberhealthyStateSpec, namespace: &str) -> WorkloadDetails {
     WorkloadDetails {
         ok: s.ok,
         errors: s.errors.clone(),
         run_duration: s.run_duration.clone(),
         namespace: if s.namespace.is_empty() {
-            state.namespace().unwrap_or_default()
+            namespace.to_string()
         } else {
             s.namespace.clone()
         },
@@ -158,28 +176,89 @@ fn details_from_state(state: &KuberhealthyState) -> WorkloadDetails {
     }
 }
 
-/// The details of one check: its state, its spec errors, whether it is suspended, and
-/// whether its result is stale. `dependency_errors` are its `dependsOn` errors, judged
-/// against all checks.
-fn details_of_check(
-    check: &KuberhealthyCheck,
-    state: Option<&KuberhealthyState>,
-    dependency_errors: Option<&[SpecError]>,
-    now: Timestamp,
-) -> Option<WorkloadDetails> {
-    let namespace = check.namespace().unwrap_or_default();
-    let name = check.name_any();
-    let timing = match (check.validate(), dependency_errors) {
-        (Ok(t), None) => t,
-        (result, dependency_errors) => {
-            let mut errors = result.err().unwrap_or_default();
-            errors.extend(dependency_errors.into_iter().flatten().cloned());
-            // An invalid check can never run: show why, whatever its state says.
+/// A check of either generation, as the page judges it.
+struct Subject<'a> {
+    namespace: String,
+    name: String,
+    /// `check` or `HealthCheck`, for messages.
+    what: &'static str,
+    created: Option<Timestamp>,
+    /// Its timing, or every error of its spec (its `dependsOn` errors included).
+    timing: Result<CheckTiming, Vec<SpecError>>,
+    suspended: bool,
+    /// `singleRunOnly`: once it has run, it is neither due nor stale.
+    single_run: bool,
+    record: Option<Cow<'a, KuberhealthyStateSpec>>,
+}
+
+impl Subject<'_> {
+    /// `dependency_errors` are its `dependsOn` errors, judged against all checks.
+    fn of_check<'a>(
+        check: &KuberhealthyCheck,
+        state: Option<&'a KuberhealthyState>,
+        dependency_errors: Option<&[SpecError]>,
+    ) -> Subject<'a> {
+        let timing = match (check.validate(), dependency_errors) {
+            (Ok(t), None) => Ok(t),
+            (result, dependency_errors) => {
+                let mut errors = result.err().unwrap_or_default();
+                errors.extend(dependency_errors.into_iter().flatten().cloned());
+                Err(errors)
+            }
+        };
+        Subject {
+            namespace: check.namespace().unwrap_or_default(),
+            name: check.name_any(),
+            what: "check",
+            created: check.creation_timestamp().map(|t| t.0),
+            timing,
+            suspended: check.suspended(),
+            single_run: false,
+            record: state.map(|s| Cow::Borrowed(&s.spec)),
+        }
+    }
+
+    fn of_healthcheck(hc: &HealthCheck) -> Subject<'static> {
+        let timing = hc.validate();
+        Subject {
+            namespace: hc.namespace().unwrap_or_default(),
+            name: hc.name_any(),
+            what: "HealthCheck",
+            created: hc.creation_timestamp().map(|t| t.0),
+            single_run: timing.as_ref().is_ok_and(|t| t.single_run),
+            timing: timing.map(|t| CheckTiming {
+                cadence: Cadence::Interval(t.run_interval),
+                timeout: t.timeout,
+            }),
+            suspended: false,
+            record: Some(Cow::Owned(healthcheck::as_run(hc))),
+        }
+    }
+}
+
+/// The details of one check: its record, its spec errors, whether it is suspended, and
+/// whether its result is stale.
+fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
+    let Subject {
+        namespace,
+        name,
+        what,
+        created,
+        timing,
+        suspended,
+        single_run,
+        record,
+    } = subject;
+    let state = record.as_deref();
+    let timing = match timing {
+        Ok(t) => t,
+        Err(errors) => {
+            // An invalid check can never run: show why, whatever its record says.
             let mut details = state
-                .map(details_from_state)
+                .map(|s| details_from_run(s, &namespace))
                 .unwrap_or_else(|| WorkloadDetails::failing(namespace.clone(), vec![], false));
             details.ok = false;
-            details.errors = describe_invalid(&key(&namespace, &name), Workload::Check, &errors);
+            details.errors = describe_invalid_as(&key(&namespace, &name), what, &errors);
             return Some(details);
         }
     };
@@ -190,10 +269,10 @@ fn details_of_check(
             details.time_zone = Some(cron.zone_name.clone());
         }
     };
-    if check.suspended() {
+    if suspended {
         // Paused on purpose: neither failing nor stale; the last result stays in history.
         let mut details = state
-            .map(details_from_state)
+            .map(|s| details_from_run(s, &namespace))
             .unwrap_or_else(|| WorkloadDetails {
                 namespace: namespace.clone(),
                 ..Default::default()
@@ -205,9 +284,9 @@ fn details_of_check(
         describe_cadence(&mut details);
         return Some(details);
     }
-    let written = state.filter(|s| s.spec.has_result());
+    let written = state.filter(|s| s.has_result());
     let tolerance = timing.timeout + STALE_TOLERANCE;
-    let created = check.creation_timestamp().map_or(now, |t| t.0);
+    let created = created.unwrap_or(now);
     let Some(state) = written else {
         // Never run: hidden (as in v2) until a first result is overdue.
         let first = timing.cadence.first_start(created);
@@ -220,7 +299,7 @@ fn details_of_check(
             Cadence::Cron(_) => format!(" of its first slot at {first}"),
         };
         let error = format!(
-            "{namespace}/{name}: stale: no result since the check was created at {created}; \
+            "{namespace}/{name}: stale: no result since the {what} was created at {created}; \
              a first result was due within timeout ({}) + {}{of_slot} (is a leader elected and scheduling?)",
             duration::format(timing.timeout),
             duration::format(STALE_TOLERANCE)
@@ -230,13 +309,17 @@ fn details_of_check(
         describe_cadence(&mut details);
         return Some(details);
     };
-    let mut details = details_from_state(state);
+    let mut details = details_from_run(state, &namespace);
     describe_cadence(&mut details);
+    if single_run && !state.run_in_flight() {
+        // It ran, once: nothing is due and nothing turns stale.
+        return Some(details);
+    }
     // The scheduler's own rule, so the page shows when the check really runs next.
-    if let NextStart::At(t) = schedule::next_start(Some(&state.spec), &timing.cadence, created) {
+    if let NextStart::At(t) = schedule::next_start(Some(state), &timing.cadence, created) {
         details.next_run_at = Some(t);
     }
-    let last = state.spec.last_run.or(state.spec.run_started_at);
+    let last = state.last_run.or(state.run_started_at);
     if let Some(last) = last {
         let next = timing.cadence.next_after(last);
         let stale_at = add(next, tolerance);
@@ -260,6 +343,24 @@ fn details_of_check(
         }
     }
     Some(details)
+}
+
+/// The page's entry of a HealthCheck (see [`details_of`]).
+pub(crate) fn details_of_healthcheck(hc: &HealthCheck, now: Timestamp) -> Option<WorkloadDetails> {
+    let mut details = details_of(Subject::of_healthcheck(hc), now)?;
+    details.kind = Some("HealthCheck");
+    Some(details)
+}
+
+/// The key of a HealthCheck on the page: `namespace/name`, or `namespace/name (HealthCheck)`
+/// when a KuberhealthyCheck has that key.
+pub fn healthcheck_key(namespace: &str, name: &str, check_keys: &BTreeSet<String>) -> String {
+    let k = key(namespace, name);
+    if check_keys.contains(&k) {
+        format!("{k} (HealthCheck)")
+    } else {
+        k
+    }
 }
 
 /// Marks failing checks whose dependency fails or is stale as blocked by it: the first such
@@ -291,6 +392,25 @@ fn mark_blocked(details: &mut BTreeMap<String, WorkloadDetails>, dependencies: &
     }
 }
 
+/// A page's `OK` and `Errors` from its entries' (`ok`, errors). As v2: the page is OK when no
+/// entry has a non-blank error (and every entry is OK); its errors are the entries'.
+pub(crate) fn verdict<'a>(
+    entries: impl Iterator<Item = (bool, &'a [String])>,
+) -> (bool, Vec<String>) {
+    let mut ok = true;
+    let mut errors = Vec::new();
+    for (entry_ok, entry_errors) in entries {
+        ok &= entry_ok;
+        errors.extend(
+            entry_errors
+                .iter()
+                .filter(|e| !e.trim().is_empty())
+                .cloned(),
+        );
+    }
+    (ok && errors.is_empty(), errors)
+}
+
 /// Computes the page for the namespaces in `filter` (empty: all).
 pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage {
     let included = |ns: &str| filter.is_empty() || filter.contains(ns);
@@ -311,13 +431,27 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     for check in snapshot.checks {
         let k = key(&check.namespace().unwrap_or_default(), &check.name_any());
         let state = states.get(&k).copied();
-        if let Some(details) = details_of_check(check, state, dependencies.errors(&k), snapshot.now)
-        {
+        let subject = Subject::of_check(check, state, dependencies.errors(&k));
+        if let Some(details) = details_of(subject, snapshot.now) {
             check_details.insert(k, details);
         }
     }
     mark_blocked(&mut check_details, &dependencies);
     check_details.retain(|_, d| included(&d.namespace));
+    let check_keys: BTreeSet<String> = snapshot
+        .checks
+        .iter()
+        .map(|c| key(&c.namespace().unwrap_or_default(), &c.name_any()))
+        .collect();
+    for hc in snapshot.healthchecks {
+        let ns = hc.namespace().unwrap_or_default();
+        if !included(&ns) {
+            continue;
+        }
+        if let Some(details) = details_of_healthcheck(hc, snapshot.now) {
+            check_details.insert(healthcheck_key(&ns, &hc.name_any(), &check_keys), details);
+        }
+    }
 
     let mut job_details = BTreeMap::new();
     let job_keys: BTreeSet<String> = snapshot
@@ -333,19 +467,12 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         }
     }
 
-    // As v2: the page is OK when no included check or job has a non-blank error.
-    let errors: Vec<String> = check_details
-        .values()
-        .chain(job_details.values())
-        .flat_map(|d| d.errors.iter())
-        .filter(|e| !e.trim().is_empty())
-        .cloned()
-        .collect();
-    let ok = errors.is_empty()
-        && check_details
+    let (ok, errors) = verdict(
+        check_details
             .values()
             .chain(job_details.values())
-            .all(|d| d.ok);
+            .map(|d| (d.ok, d.errors.as_slice())),
+    );
     StatusPage {
         ok,
         errors,

@@ -117,6 +117,7 @@ fn page(
         checks,
         jobs,
         states,
+        healthchecks: &[],
         current_master: Some("kuberhealthy-84bf9fd647-2x72f"),
         metadata: &metadata,
         now: ts(now),
@@ -508,3 +509,4 @@ fn a_scheduled_check_shows_its_schedule_and_is_stale_after_its_next_slot() {
     );
     assert_eq!(d.failing_since, Some(ts("2021-03-02T01:06:00Z")));
 }
+mod healthchecks;

@@ -36,7 +36,7 @@ const SERVICE_ACCOUNT: &str = "kuberhealthy";
 /// The Lease name (the default of `--lease-name`).
 const LEASE_NAME: &str = "kuberhealthy";
 
-pub use kuberhealthy_e2e::resources::{khchecks, khjobs, khstates};
+pub use kuberhealthy_e2e::resources::{healthchecks, khchecks, khjobs, khstates};
 
 /// How a scenario is set up.
 #[derive(Clone, Debug)]
@@ -347,18 +347,23 @@ impl Scenario {
         .await
     }
 
-    /// The status page (`GET /json`) of replica `i`.
-    pub async fn status_page(&self, i: usize) -> Result<Value> {
-        let response = http::get(self.ports[i], "/json").await?;
+    /// `GET path` on replica `i`: the body of its 200 answer.
+    pub async fn get(&self, i: usize, path: &str) -> Result<String> {
+        let response = http::get(self.ports[i], path).await?;
         if response.status != 200 {
             bail!(
-                "GET /json on {} answered {}: {}",
+                "GET {path} on {} answered {}: {}",
                 self.names[i],
                 response.status,
                 response.body
             );
         }
-        serde_json::from_str(&response.body).context("the status page is not JSON")
+        Ok(response.body)
+    }
+
+    /// The status page (`GET /json`) of replica `i`.
+    pub async fn status_page(&self, i: usize) -> Result<Value> {
+        serde_json::from_str(&self.get(i, "/json").await?).context("the status page is not JSON")
     }
 
     /// Server-side applies a check, job or other object given as JSON.

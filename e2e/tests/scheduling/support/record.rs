@@ -1,6 +1,7 @@
 //! Watches that record, for the whole test, every checker pod of a namespace and every run
-//! its khstates showed. The runs come from each khstate version (the run in flight or just
-//! finished) and from its `history`, so a run is known even if the watch skipped a version.
+//! its khstates and HealthChecks showed. The runs come from each khstate version (the run in
+//! flight or just finished) and from its `history`, so a run is known even if the watch skipped
+//! a version; a HealthCheck's come from each version of its status.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use kuberhealthy_e2e::wait_until;
 use tokio::task::JoinHandle;
 
 use super::checks::{StateSpec, Term};
-use super::{TIMEOUT, khstates};
+use super::{TIMEOUT, healthchecks, khstates};
 
 /// A checker pod as last seen.
 #[derive(Debug, Clone)]
@@ -89,8 +90,16 @@ impl Recorded {
             .collect()
     }
 
+    /// The names of the pods of `check` the watch saw, by run UUID.
+    pub fn pods_per_run(&self, check: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pod in self.pods_of(check) {
+            out.entry(pod.run_id).or_default().push(pod.name);
+        }
+        out
+    }
+
     fn apply_pod(&mut self, pod: &Pod, deleted: bool) {
-        let labels = pod.labels();
         let status = pod.status.as_ref();
         let finished_at = status
             .and_then(|s| s.container_statuses.as_ref())
@@ -108,17 +117,12 @@ impl Recorded {
             .flatten()
             .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
             .collect();
+        let (check, run_id) = check_and_run(pod);
         let seen = PodSeen {
             uid: pod.uid().unwrap_or_default(),
             name: pod.name_any(),
-            check: labels
-                .get("kuberhealthy-check-name")
-                .cloned()
-                .unwrap_or_default(),
-            run_id: labels
-                .get("kuberhealthy-run-id")
-                .cloned()
-                .unwrap_or_default(),
+            check,
+            run_id,
             phase: status
                 .and_then(|s| s.phase.clone())
                 .unwrap_or_else(|| "Pending".into()),
@@ -172,6 +176,33 @@ impl Recorded {
         }
     }
 
+    fn apply_healthcheck(&mut self, object: &DynamicObject) {
+        let check = object.name_any();
+        let Some(Ok(status)) = object
+            .data
+            .get("status")
+            .map(|s| serde_json::from_value::<RunOfStatus>(s.clone()))
+        else {
+            return;
+        };
+        let Some(uuid) = status.run_uuid.clone() else {
+            return;
+        };
+        let in_flight = !status.current_uuid.is_empty();
+        let run = self.run(&uuid, &check);
+        if status.run_started_at.is_some() {
+            run.started_at = status.run_started_at;
+        }
+        run.deadline = status.run_deadline.or(run.deadline);
+        run.term = status.run_term.clone().or(run.term.take());
+        run.pod = status.run_pod.clone().or(run.pod.take());
+        if !in_flight && let Some(finished) = status.run_finished_at {
+            run.finished_at = Some(finished);
+            run.ok = Some(status.ok);
+            run.errors = status.errors.clone();
+        }
+    }
+
     fn run(&mut self, uuid: &str, check: &str) -> &mut RunSeen {
         let run = self.runs.entry(uuid.to_string()).or_default();
         run.uuid = uuid.to_string();
@@ -180,7 +211,59 @@ impl Recorded {
     }
 }
 
-/// Records pods and khstates of one namespace until dropped.
+/// The check and the run of a checker pod: v2's labels, or a HealthCheck's (v3's).
+fn check_and_run(pod: &Pod) -> (String, String) {
+    let labels = pod.labels();
+    let label = |v2: &str, v3: &str| {
+        labels
+            .get(v2)
+            .or_else(|| labels.get(v3))
+            .cloned()
+            .unwrap_or_default()
+    };
+    (
+        label("kuberhealthy-check-name", "healthcheck"),
+        label("kuberhealthy-run-id", "kh-run-uuid"),
+    )
+}
+
+/// The names of the listed `pods` of `check`, by run UUID.
+pub fn listed_pods_per_run(pods: &[Pod], check: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pod in pods {
+        let (of, run) = check_and_run(pod);
+        if of == check {
+            out.entry(run).or_default().push(pod.name_any());
+        }
+    }
+    out
+}
+
+/// The run fields of a HealthCheck's status (v3's `currentUUID` and this project's run fields).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunOfStatus {
+    #[serde(default)]
+    ok: bool,
+    #[serde(default)]
+    errors: Vec<String>,
+    #[serde(rename = "currentUUID", default)]
+    current_uuid: String,
+    #[serde(rename = "runUUID", default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    run_started_at: Option<Timestamp>,
+    #[serde(default)]
+    run_deadline: Option<Timestamp>,
+    #[serde(default)]
+    run_finished_at: Option<Timestamp>,
+    #[serde(default)]
+    run_term: Option<Term>,
+    #[serde(default)]
+    run_pod: Option<String>,
+}
+
+/// Records pods, khstates and HealthChecks of one namespace until dropped.
 pub struct Recorder {
     data: Arc<Mutex<Recorded>>,
     tasks: Vec<JoinHandle<()>>,
@@ -198,7 +281,7 @@ impl Recorder {
     /// Starts both watches and waits until each has listed what exists.
     pub async fn start(client: Client, namespace: &str) -> Result<Recorder> {
         let data = Arc::new(Mutex::new(Recorded::default()));
-        let synced = Arc::new(Mutex::new([false, false]));
+        let synced = Arc::new(Mutex::new([false, false, false]));
 
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let config = watcher::Config::default().labels("app=kuberhealthy-check");
@@ -216,7 +299,8 @@ impl Recorder {
             }
         });
 
-        let states: Api<DynamicObject> = Api::namespaced_with(client, namespace, &khstates());
+        let states: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &khstates());
         let (sink, flags) = (data.clone(), synced.clone());
         let state_task = tokio::spawn(async move {
             let config = watcher::Config::default();
@@ -233,12 +317,26 @@ impl Recorder {
                 }
             }
         });
+        let objects: Api<DynamicObject> = Api::namespaced_with(client, namespace, &healthchecks());
+        let (sink, flags) = (data.clone(), synced.clone());
+        let healthcheck_task = tokio::spawn(async move {
+            let config = watcher::Config::default();
+            let mut stream = std::pin::pin!(watcher::watcher(objects, config));
+            while let Some(event) = stream.next().await {
+                let mut data = sink.lock().unwrap();
+                match event {
+                    Ok(Event::Apply(hc) | Event::InitApply(hc)) => data.apply_healthcheck(&hc),
+                    Ok(Event::InitDone) => flags.lock().unwrap()[2] = true,
+                    Ok(Event::Delete(_) | Event::Init) | Err(_) => {}
+                }
+            }
+        });
         let recorder = Recorder {
             data,
-            tasks: vec![pod_task, state_task],
+            tasks: vec![pod_task, state_task, healthcheck_task],
         };
         wait_until("the recorder's watches to sync", TIMEOUT, || async {
-            Ok((*synced.lock().unwrap() == [true, true]).then_some(()))
+            Ok((*synced.lock().unwrap() == [true, true, true]).then_some(()))
         })
         .await?;
         Ok(recorder)

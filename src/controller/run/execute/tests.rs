@@ -128,6 +128,7 @@ fn executor(service: mock::Mock<Request<Body>, Response<Body>>, term: Term) -> E
         ExecutorSettings {
             identity: "kh-0".into(),
             reporting_url: "http://kh.example/externalCheckStatus".into(),
+            healthcheck_reporting_url: "http://kh.example/check".into(),
             metrics: ControllerMetrics::noop(),
         },
     )
@@ -193,7 +194,7 @@ fn in_flight() -> Arc<KuberhealthyState> {
 fn start(previous: Option<Arc<KuberhealthyState>>) -> Action {
     Action::StartRun {
         owner: check(),
-        previous,
+        previous: previous.map(Record::State),
         timeout: Duration::from_secs(60),
         due_at: Some(Timestamp::now()),
         scheduled: true,
@@ -216,6 +217,7 @@ fn kinds(done: &Done) -> Vec<&'static str> {
         .iter()
         .map(|c| match c {
             Change::StateWritten { .. } => "state written",
+            Change::HealthCheckWritten { .. } => "healthcheck written",
             Change::JobWritten { .. } => "job written",
             Change::PodCreated { .. } => "pod created",
             Change::PodDeleted { .. } => "pod deleted",
@@ -324,7 +326,7 @@ async fn a_pod_that_already_exists_is_the_same_run() {
     let (done, _) = run(
         Action::AdoptRun {
             owner: check(),
-            state: in_flight(),
+            record: Record::State(in_flight()),
         },
         vec![expect(
             Method::POST,
@@ -342,7 +344,7 @@ async fn a_timed_out_run_is_failed_announced_and_its_pod_deleted() {
     let (done, seen) = run(
         Action::FinishRun {
             owner: check(),
-            state: in_flight(),
+            record: Record::State(in_flight()),
             ending: Ending::TimedOut,
             message: "ns/c: timed out waiting for checker pod to report in".into(),
             node: Some("node-1".into()),
@@ -369,7 +371,7 @@ async fn a_finish_that_loses_the_write_announces_nothing() {
     let (done, _) = run(
         Action::FinishRun {
             owner: check(),
-            state: in_flight(),
+            record: Record::State(in_flight()),
             ending: Ending::PodFailed,
             message: "ns/c: checker pod c-run1 exited".into(),
             node: None,
@@ -539,3 +541,4 @@ async fn a_start_persisted_late_is_dated_when_it_landed_before_its_pod_is_create
         json!(deadline.as_second().to_string())
     );
 }
+mod healthchecks;

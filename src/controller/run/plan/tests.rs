@@ -178,8 +178,8 @@ fn describe(plan: &Plan) -> Vec<String> {
                 job.name_any(),
                 previous.as_ref().map_or("nothing", |_| "a state")
             ),
-            Action::AdoptRun { owner, state } => {
-                format!("adopt {} run {}", owner.key(), state.spec.uuid)
+            Action::AdoptRun { owner, record } => {
+                format!("adopt {} run {}", owner.key(), record.run().uuid)
             }
             Action::FinishRun {
                 owner,
@@ -201,6 +201,24 @@ fn describe(plan: &Plan) -> Vec<String> {
             Action::ExpireJob { job } => format!("expire job {}", job.name_any()),
             Action::DeleteState { name, why, .. } => format!("delete state {name}: {why}"),
             Action::DeletePod { name, why, .. } => format!("delete pod {name}: {why}"),
+            Action::SeedStatus { healthcheck, state } => format!(
+                "seed healthcheck {} from state {} at {}",
+                healthcheck.name_any(),
+                state.name_any(),
+                state.resource_version().unwrap_or_default()
+            ),
+            Action::SeedState { check, healthcheck } => format!(
+                "seed state of {} from healthcheck {}",
+                check.name_any(),
+                healthcheck.name_any()
+            ),
+            Action::ReleaseHealthCheck {
+                healthcheck,
+                delete_pod,
+            } => format!(
+                "release healthcheck {} deleting {delete_pod:?}",
+                healthcheck.name_any()
+            ),
         })
         .collect()
 }
@@ -258,6 +276,7 @@ fn a_state_written_by_v2_schedules_from_its_last_run_on_the_page_too() {
             checks: &[c],
             jobs: &[],
             states: &[s],
+            healthchecks: &[],
             current_master: None,
             metadata: &Default::default(),
             now: ts("2026-01-01T10:30:00Z"),
@@ -987,3 +1006,4 @@ fn a_blocked_check_still_runs() {
         ["start ns/app due 2026-01-01T10:00:00Z timeout 60s from 10"]
     );
 }
+mod healthchecks;
