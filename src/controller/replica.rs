@@ -44,6 +44,11 @@ pub async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = client(&settings).await?;
     let shutdown = CancellationToken::new();
+    // Listening first: a request that comes while the replica starts waits to be served
+    // rather than being refused.
+    let listener = TcpListener::bind(settings.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
 
     let healthchecks = settings.healthchecks
         && healthchecks_served(&client, settings.target_namespace.as_deref()).await;
@@ -110,9 +115,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     })
     .merge(reports)
     .merge(run_now);
-    let listener = TcpListener::bind(settings.listen_address)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
     tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /metrics, /healthz and /readyz");
     let server =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -879,15 +879,12 @@ const TOGGLES: &[Toggle] = &[
                 r.kinds()
             );
             let mut v2_rules = policy(kuberhealthy::generate::rbac::CONTROLLER_RULES);
-            v2_rules
-                .as_array_mut()
-                .context("a list of rules")?
-                .extend(
-                    policy(kuberhealthy::generate::rbac::AUTH_RULES)
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
+            v2_rules.as_array_mut().context("a list of rules")?.extend(
+                policy(kuberhealthy::generate::rbac::AUTH_RULES)
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             ensure!(
                 r.named("ClusterRole", "kh-kuberhealthy")?["rules"] == v2_rules,
                 "v2's rules (and /api/run's reviews) only"

@@ -160,6 +160,11 @@ async fn make_run_examples_apply_with_strict_validation() {
     let ctx = cluster().await.context("examples").await.unwrap();
     let client = ctx.client().await.unwrap();
     install_crds(&client).await;
+    // Two of them are v3 HealthChecks: their CRD is the chart's template's file.
+    let path = workspace_root().join("charts/kuberhealthy/files/healthcheck-crd.yaml");
+    manifests::install_crds(&client, &std::fs::read_to_string(&path).unwrap(), TIMEOUT)
+        .await
+        .unwrap();
     let dir = workspace_root().join("e2e/examples");
     let mut checks = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -176,5 +181,13 @@ async fn make_run_examples_apply_with_strict_validation() {
         }
     }
     checks.sort();
-    assert_eq!(checks, ["example-fail", "example-pass"]);
+    assert_eq!(
+        checks,
+        [
+            "example-fail",
+            "example-healthcheck-fail",
+            "example-healthcheck-pass",
+            "example-pass"
+        ]
+    );
 }
