@@ -28,6 +28,18 @@ fn running() -> Arc<HealthCheck> {
     )
 }
 
+/// The regular start of HealthCheck `hc`, from its own status.
+fn start_of(hc: Arc<HealthCheck>) -> Action {
+    Action::StartRun {
+        owner: Owner::HealthCheck(hc.clone()),
+        previous: Some(Record::Status(hc)),
+        timeout: Duration::from_secs(60),
+        due_at: Some(Timestamp::now()),
+        scheduled: true,
+        honours: None,
+    }
+}
+
 #[tokio::test]
 async fn a_start_writes_the_status_then_creates_v3s_pod() {
     let hc = healthcheck(
@@ -35,14 +47,7 @@ async fn a_start_writes_the_status_then_creates_v3s_pod() {
         json!({}),
     );
     let (done, seen) = run(
-        Action::StartRun {
-            owner: Owner::HealthCheck(hc.clone()),
-            previous: Some(Record::Status(hc)),
-            timeout: Duration::from_secs(60),
-            due_at: Some(Timestamp::now()),
-            scheduled: true,
-            honours: None,
-        },
+        start_of(hc),
         vec![
             expect(
                 Method::PUT,
@@ -106,14 +111,7 @@ async fn a_start_writes_the_status_then_creates_v3s_pod() {
 async fn a_start_that_loses_the_status_write_creates_no_pod() {
     let hc = healthcheck(json!(null), json!({}));
     let (done, _) = run(
-        Action::StartRun {
-            owner: Owner::HealthCheck(hc.clone()),
-            previous: Some(Record::Status(hc)),
-            timeout: Duration::from_secs(60),
-            due_at: Some(Timestamp::now()),
-            scheduled: true,
-            honours: None,
-        },
+        start_of(hc),
         vec![expect(
             Method::PUT,
             format!("{HEALTHCHECKS}/hc/status"),
