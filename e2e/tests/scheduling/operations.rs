@@ -420,13 +420,23 @@ async fn a_failing_dependency_turns_its_dependents_failure_into_blocked_by() {
         "the root cause is not blocked: {storage}"
     );
 
-    let metrics = http::get(scenario.port(0), "/metrics").await.unwrap().body;
-    assert!(
-        metrics.contains(&format!(
-            r#"kuberhealthy_check_blocked{{blocked_by="{ns}/storage",check="{ns}/app",namespace="{ns}"}} 1"#
-        )),
-        "{metrics}"
+    // Every replica serves it once its watches caught up.
+    let blocked = format!(
+        r#"kuberhealthy_check_blocked{{blocked_by="{ns}/storage",check="{ns}/app",namespace="{ns}"}} 1"#
     );
+    let mut metrics = String::new();
+    for i in 0..scenario.replica_count() {
+        metrics = wait_until(
+            &format!("replica {i}'s metrics to mark app blocked"),
+            TIMEOUT,
+            || async {
+                let body = http::get(scenario.port(i), "/metrics").await?.body;
+                Ok(body.contains(&blocked).then_some(body))
+            },
+        )
+        .await
+        .unwrap();
+    }
     assert!(
         !metrics.contains(&format!(
             r#"kuberhealthy_check_blocked{{blocked_by="{ns}/storage",check="{ns}/storage""#

@@ -78,10 +78,21 @@ async fn a_state_applied_before_its_check_keeps_its_timer() {
     .unwrap();
     let shown: Timestamp = page.parse().unwrap();
     assert_eq!(shown, due, "the page shows LastRun + runInterval");
+    // Followers show it once their watches caught up; each agrees with the leader.
     for i in 0..scenario.replica_count() {
-        let page = scenario.status_page(i).await.unwrap();
+        let shown = kuberhealthy_e2e::wait_until(
+            &format!("replica {i}'s page to show the restored check"),
+            TIMEOUT,
+            || async {
+                let page = scenario.status_page(i).await?;
+                let next = page["CheckDetails"][format!("{ns}/restored")]["nextRunAt"].clone();
+                Ok((!next.is_null()).then_some(next))
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            page["CheckDetails"][format!("{ns}/restored")]["nextRunAt"],
+            shown,
             json!(due.to_string()),
             "replica {i} agrees on the next run"
         );
