@@ -14,7 +14,7 @@ use crate::kubeconfig;
 /// between tests that each run their own tokio runtime (a `kube::Client` cannot).
 #[derive(Clone, Debug)]
 pub struct ApiEndpoint {
-    /// `https://127.0.0.1:<port>`
+    /// `https://<host ip>:<port>`, the host-side address of the pod network
     pub server: String,
     pub ca_pem: String,
     /// A kubeconfig for the admin user (group `system:masters`, which RBAC lets do anything).

@@ -1,18 +1,22 @@
 //! Last-resort cleanup when the process exits.
 //!
-//! A shared cluster lives in a `static`, which Rust never drops. Its process groups and
-//! scratch directory are registered here and removed by an `atexit` hook, which runs when
+//! A shared cluster lives in a `static`, which Rust never drops. Its process groups, scratch
+//! directory and pod network are registered here and removed by an `atexit` hook, which runs when
 //! the test harness returns from `main` or calls `std::process::exit`. (If the process is
-//! SIGKILLed instead, `PR_SET_PDEATHSIG` still kills the children; see `process`.)
+//! SIGKILLed instead, `PR_SET_PDEATHSIG` still kills the children, see `process`, and the
+//! next harness to claim a pod network removes the dead one's, see `network`.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
+use crate::network::{self, NetworkId};
+
 /// Process group ids, with whether the group gets SIGTERM and a moment before SIGKILL.
 static GROUPS: Mutex<BTreeMap<i32, bool>> = Mutex::new(BTreeMap::new());
 static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static NETWORKS: Mutex<BTreeSet<NetworkId>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
 
 fn install() {
@@ -48,6 +52,21 @@ pub(crate) fn unregister_dir(dir: &std::path::Path) {
     DIRS.lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|d| d != dir);
+}
+
+pub(crate) fn register_network(id: NetworkId) {
+    install();
+    NETWORKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id);
+}
+
+pub(crate) fn unregister_network(id: NetworkId) {
+    NETWORKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
 }
 
 fn signal(pgid: i32, signal: libc::c_int) {
@@ -89,6 +108,12 @@ extern "C" fn run_at_exit() {
     {
         for dir in dirs.iter() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    // After the processes: the pod runner removes its pods' namespaces as it stops.
+    if let Ok(networks) = NETWORKS.try_lock() {
+        for id in networks.iter() {
+            network::remove(*id);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a test gets: a control plane with a pod runner, and a per-test context.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::accounts::{self, ApiEndpoint};
 use crate::control_plane::ControlPlane;
 use crate::logs::{self, LogSource};
 use crate::manifests;
+use crate::network::NetworkId;
 use crate::pod_runner::{self, DEFAULT_NODE_NAME};
 use crate::process::ProcessGroup;
 use crate::replica::ReplicaOptions;
@@ -42,6 +44,7 @@ impl TestCluster {
             control_plane.kubeconfig_path(),
             &pod_logs,
             &control_plane.log_dir().join("pod-runner.log"),
+            control_plane.network().id(),
         )?;
         let mut cluster = Self {
             pod_runner,
@@ -73,6 +76,12 @@ impl TestCluster {
         self.control_plane.endpoint()
     }
 
+    /// The host-side address of the pod network: what pods reach the host at, so where
+    /// replicas and test servers that pods talk to listen.
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.control_plane.host_ip()
+    }
+
     /// The pod runner's log directory (`<dir>/<namespace>/<pod>/<container>.log`).
     pub fn pod_logs_dir(&self) -> &Path {
         &self.pod_logs
@@ -91,6 +100,7 @@ impl TestCluster {
         Ok(TestContext {
             name: test_name.to_string(),
             namespace,
+            host_ip: self.host_ip(),
             endpoint: self.endpoint().clone(),
             log_dir,
             pod_logs: self.pod_logs.clone(),
@@ -103,13 +113,15 @@ impl TestCluster {
     }
 }
 
-/// Starts the `pod-runner` binary against `kubeconfig`, logging to `log`. It gets SIGTERM
-/// (and 10 s to kill its containers) when dropped or when this process dies.
+/// Starts the `pod-runner` binary against `kubeconfig`, putting pods on `network`, logging
+/// to `log`. It gets SIGTERM (and 10 s to kill its containers and remove their networks)
+/// when dropped or when this process dies.
 pub fn spawn_pod_runner(
     binary: &Path,
     kubeconfig: &Path,
     pod_logs: &Path,
     log: &Path,
+    network: NetworkId,
 ) -> Result<ProcessGroup> {
     let mut cmd = Command::new(binary);
     cmd.arg("--kubeconfig")
@@ -117,7 +129,9 @@ pub fn spawn_pod_runner(
         .arg("--log-dir")
         .arg(pod_logs)
         .arg("--node-name")
-        .arg(DEFAULT_NODE_NAME);
+        .arg(DEFAULT_NODE_NAME)
+        .arg("--pod-network")
+        .arg(network.0.to_string());
     ProcessGroup::spawn_graceful("pod-runner", cmd, log, Duration::from_secs(10))
 }
 
@@ -162,6 +176,7 @@ pub async fn wait_for_node(
 pub struct TestContext {
     name: String,
     namespace: String,
+    host_ip: Ipv4Addr,
     endpoint: ApiEndpoint,
     log_dir: PathBuf,
     pod_logs: PathBuf,
@@ -171,6 +186,11 @@ pub struct TestContext {
 impl TestContext {
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The host-side address of the pod network (see [`TestCluster::host_ip`]).
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.host_ip
     }
 
     /// This test's own log directory (replica logs, ServiceAccount kubeconfigs).
@@ -220,12 +240,14 @@ impl TestContext {
         self.pod_logs.join(&self.namespace).join(pod)
     }
 
-    /// Options for a replica in this namespace, as admin, logging into this test's dir.
+    /// Options for a replica in this namespace, as admin, listening on the pod network's
+    /// host-side address, logging into this test's dir.
     pub fn replica_options(&self, name: &str) -> ReplicaOptions {
         ReplicaOptions::new(
             name,
             &self.namespace,
             &self.endpoint.admin_kubeconfig,
+            self.host_ip,
             &self.log_dir,
         )
     }

@@ -1,5 +1,8 @@
-//! A real etcd + kube-apiserver on 127.0.0.1.
+//! A real etcd + kube-apiserver. The API server listens on the host-side address of the pod
+//! network it creates first, so that pods in their own network namespaces reach it; etcd,
+//! which only the API server talks to, stays on 127.0.0.1.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,6 +13,7 @@ use tempfile::TempDir;
 
 use crate::accounts::ApiEndpoint;
 use crate::binaries::{self, ControlPlaneBinaries};
+use crate::network::PodNetwork;
 use crate::pki::{self, Pki, PkiFiles};
 use crate::process::ProcessGroup;
 use crate::{cleanup, kubeconfig, ports, session};
@@ -25,7 +29,8 @@ pub struct ControlPlaneOptions {
     pub log_dir: Option<PathBuf>,
 }
 
-/// etcd and kube-apiserver, killed (with the scratch directory removed) when dropped.
+/// etcd and kube-apiserver on a pod network of their own, killed (with the network and the
+/// scratch directory removed) when dropped.
 pub struct ControlPlane {
     binaries: ControlPlaneBinaries,
     pki: PkiFiles,
@@ -38,7 +43,9 @@ pub struct ControlPlane {
     port: u16,
     endpoint: ApiEndpoint,
     started_in: Duration,
-    /// Last, so it is removed after the processes using it are gone (fields drop in order).
+    /// After the processes, so it goes once nothing listens on it (fields drop in order).
+    network: PodNetwork,
+    /// Last, so it is removed after the processes using it are gone.
     scratch: TempDir,
 }
 
@@ -98,7 +105,9 @@ impl ControlPlane {
             }
             None => None,
         };
-        let pki = Pki::generate()?;
+        let network = PodNetwork::create()?;
+        let host_ip = network.host_ip();
+        let pki = Pki::generate(host_ip)?;
         let pki_files = pki.write(&dir.join("pki"))?;
 
         let admin_token = pki::random_token()?;
@@ -109,9 +118,9 @@ impl ControlPlane {
         .context("writing the static token file")?;
 
         let (etcd_port, peer_port, port) = (
-            ports::free_port()?,
-            ports::free_port()?,
-            ports::free_port()?,
+            ports::free_port(Ipv4Addr::LOCALHOST)?,
+            ports::free_port(Ipv4Addr::LOCALHOST)?,
+            ports::free_port(host_ip)?,
         );
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -130,7 +139,7 @@ impl ControlPlane {
         ]);
         let etcd = ProcessGroup::spawn("etcd", etcd_cmd, &log_dir.join("etcd.log"))?;
 
-        let server = format!("https://127.0.0.1:{port}");
+        let server = format!("https://{host_ip}:{port}");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         kubeconfig::write(
             &admin_kubeconfig,
@@ -158,6 +167,7 @@ impl ControlPlane {
             port,
             endpoint,
             started_in: Duration::ZERO,
+            network,
             scratch,
         };
         plane.start_apiserver().await?;
@@ -204,11 +214,12 @@ impl ControlPlane {
 
     fn apiserver_command(&self) -> Command {
         let dir = self.scratch.path();
+        let host_ip = self.network.host_ip();
         let mut cmd = Command::new(&self.binaries.kube_apiserver);
         cmd.args([
             format!("--etcd-servers={}", self.etcd_url),
-            "--bind-address=127.0.0.1".to_string(),
-            "--advertise-address=127.0.0.1".to_string(),
+            format!("--bind-address={host_ip}"),
+            format!("--advertise-address={host_ip}"),
             format!("--secure-port={}", self.port),
             format!("--tls-cert-file={}", self.pki.serving_cert.display()),
             format!("--tls-private-key-file={}", self.pki.serving_key.display()),
@@ -229,7 +240,7 @@ impl ControlPlane {
             // reject every pod.
             "--disable-admission-plugins=ServiceAccount".to_string(),
             "--allow-privileged=true".to_string(),
-            // A loopback address cannot be published in the `kubernetes` Endpoints.
+            // No Service proxy routes to the `kubernetes` Endpoints: clients use the address.
             "--endpoint-reconciler-type=none".to_string(),
             // Less CPU on a small machine; request throttling is not under test.
             "--enable-priority-and-fairness=false".to_string(),
@@ -289,13 +300,24 @@ impl ControlPlane {
         &self.endpoint
     }
 
-    /// `https://127.0.0.1:<port>`
+    /// `https://<host ip>:<port>`
     pub fn server_url(&self) -> &str {
         &self.endpoint.server
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The host-side address of this control plane's pod network: where the API server
+    /// listens, and where anything pods must reach (replicas, test servers) listens too.
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.network.host_ip()
+    }
+
+    /// The pod network the pod runner puts pods on.
+    pub fn network(&self) -> &PodNetwork {
+        &self.network
     }
 
     /// The admin kubeconfig (a `system:masters` token; the CA is embedded).

@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.0 client for the plain-HTTP endpoints of replicas (status page, metrics).
 //! Plain TCP keeps it independent of any HTTP stack the code under test uses.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -13,33 +14,33 @@ pub struct Response {
     pub body: String,
 }
 
-/// `GET http://127.0.0.1:<port><path>`, with a 10 s limit for the whole exchange.
-pub async fn get(port: u16, path: &str) -> Result<Response> {
-    request(port, "GET", path, &[], b"").await
+/// `GET http://<addr><path>`, with a 10 s limit for the whole exchange.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Response> {
+    request(addr, "GET", path, &[], b"").await
 }
 
 /// `POST` of `body` with extra `headers`, as a checker reports.
 pub async fn post(
-    port: u16,
+    addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response> {
-    request(port, "POST", path, headers, body).await
+    request(addr, "POST", path, headers, body).await
 }
 
 /// Any request, with a 10 s limit for the whole exchange.
 pub async fn request(
-    port: u16,
+    addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response> {
     let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut stream = TcpStream::connect(addr).await?;
         let mut head =
-            format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -57,7 +58,7 @@ pub async fn request(
     let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .map_err(|_| anyhow!("no answer within 10 s"))?
-        .with_context(|| format!("{method} http://127.0.0.1:{port}{path}"))?;
+        .with_context(|| format!("{method} http://{addr}{path}"))?;
     parse_response(&String::from_utf8_lossy(&raw))
 }
 
@@ -83,7 +84,7 @@ mod tests {
     #[tokio::test]
     async fn reads_status_and_body() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
@@ -94,7 +95,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let response = get(port, "/metrics").await.unwrap();
+        let response = get(addr, "/metrics").await.unwrap();
         server.await.unwrap();
         assert_eq!(response.status, 503);
         assert_eq!(response.body, "not yet");

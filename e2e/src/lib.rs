@@ -1,8 +1,10 @@
 //! End-to-end harness for kuberhealthy.
 //!
-//! - [`ControlPlane`] runs a real etcd and kube-apiserver on 127.0.0.1 (RBAC on).
+//! - [`ControlPlane`] runs a real etcd and kube-apiserver (RBAC on), the API server on the
+//!   host-side address of a [`network::PodNetwork`] it creates first.
 //! - [`pod_runner`] plays the kubelet: it binds pending pods to one Node and runs each
-//!   container's `command` + `args` as a local process.
+//!   container's `command` + `args` as a local process, in a network namespace of the pod's
+//!   own on that pod network.
 //! - [`TestCluster`] and [`TestContext`] give each test a namespace, a log directory and a
 //!   dump of every relevant log when the test fails.
 //! - [`Replica`] runs `kuberhealthy run` processes.
@@ -25,6 +27,7 @@ pub mod lease_watch;
 pub mod logs;
 pub mod manifests;
 pub mod metrics;
+pub mod network;
 pub mod pki;
 pub mod pod_runner;
 pub mod ports;

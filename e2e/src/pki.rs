@@ -3,6 +3,7 @@
 //! ECDSA P-256 throughout: it is what rcgen generates with ring, rustls and Go accept it
 //! for TLS, and kube-apiserver signs service-account tokens with it (ES256).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -31,9 +32,9 @@ pub struct PkiFiles {
 }
 
 impl Pki {
-    /// A CA, a serving certificate for `127.0.0.1`/`localhost` signed by it, and the
-    /// service-account signing key pair.
-    pub fn generate() -> Result<Self> {
+    /// A CA, a serving certificate for `127.0.0.1`, `localhost` and `host_ip` (where pods
+    /// reach the API server) signed by it, and the service-account signing key pair.
+    pub fn generate(host_ip: Ipv4Addr) -> Result<Self> {
         let ca_key = KeyPair::generate().context("generating the CA key")?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params
@@ -52,8 +53,11 @@ impl Pki {
 
         let serving_key = KeyPair::generate().context("generating the serving key")?;
         // Strings that parse as IP addresses become IP SANs.
-        let mut serving_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+        let mut serving_params = CertificateParams::new(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            host_ip.to_string(),
+        ])?;
         serving_params
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
@@ -116,7 +120,7 @@ mod tests {
 
     #[test]
     fn generates_pem_files() {
-        let pki = Pki::generate().unwrap();
+        let pki = Pki::generate(Ipv4Addr::new(10, 213, 0, 1)).unwrap();
         assert!(pki.ca_cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(pki.serving_cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(pki.serving_key.contains("PRIVATE KEY"));

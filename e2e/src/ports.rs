@@ -1,13 +1,13 @@
-//! Free TCP ports on 127.0.0.1.
+//! Free TCP ports.
 
 use std::net::{Ipv4Addr, TcpListener};
 
 use anyhow::{Context, Result};
 
-/// A port that was free a moment ago: bound to port 0, read back, released. Another
+/// A port of `ip` that was free a moment ago: bound to port 0, read back, released. Another
 /// process could take it in between; callers that start servers retry on a clash.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .context("binding 127.0.0.1:0 to find a free port")?;
+pub fn free_port(ip: Ipv4Addr) -> Result<u16> {
+    let listener =
+        TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0 to find a free port"))?;
     Ok(listener.local_addr()?.port())
 }

@@ -1,5 +1,6 @@
 //! `kuberhealthy run` replicas as separate processes.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -22,7 +23,10 @@ pub struct ReplicaOptions {
     pub target_namespace: Option<String>,
     /// `KH_EXTERNAL_REPORTING_URL`
     pub external_reporting_url: Option<String>,
-    /// Port for `KH_LISTEN_ADDRESS=127.0.0.1:<port>`; a free one when `None`.
+    /// The address of `KH_LISTEN_ADDRESS=<ip>:<port>`: the pod network's host side, so
+    /// checker pods reach the replica.
+    pub listen_ip: Ipv4Addr,
+    /// Port for `KH_LISTEN_ADDRESS`; a free one when `None`.
     pub listen_port: Option<u16>,
     /// More environment, applied last.
     pub env: Vec<(String, String)>,
@@ -34,13 +38,20 @@ pub struct ReplicaOptions {
 }
 
 impl ReplicaOptions {
-    pub fn new(name: &str, namespace: &str, kubeconfig: &Path, log_dir: &Path) -> Self {
+    pub fn new(
+        name: &str,
+        namespace: &str,
+        kubeconfig: &Path,
+        listen_ip: Ipv4Addr,
+        log_dir: &Path,
+    ) -> Self {
         Self {
             name: name.to_string(),
             namespace: namespace.to_string(),
             kubeconfig: kubeconfig.to_path_buf(),
             target_namespace: None,
             external_reporting_url: None,
+            listen_ip,
             listen_port: None,
             env: Vec::new(),
             args: Vec::new(),
@@ -53,7 +64,7 @@ impl ReplicaOptions {
 /// A running replica. Dropping it SIGKILLs it.
 pub struct Replica {
     name: String,
-    port: u16,
+    addr: SocketAddr,
     process: ProcessGroup,
 }
 
@@ -65,15 +76,16 @@ impl Replica {
         };
         let port = match options.listen_port {
             Some(port) => port,
-            None => ports::free_port()?,
+            None => ports::free_port(options.listen_ip)?,
         };
+        let addr = SocketAddr::from((options.listen_ip, port));
         let mut cmd = Command::new(&binary);
         cmd.arg("run")
             .args(&options.args)
             .env("POD_NAME", &options.name)
             .env("POD_NAMESPACE", &options.namespace)
             .env("KUBECONFIG", &options.kubeconfig)
-            .env("KH_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("KH_LISTEN_ADDRESS", addr.to_string())
             .env_remove("TARGET_NAMESPACE")
             .env_remove("KH_EXTERNAL_REPORTING_URL");
         if let Some(target) = &options.target_namespace {
@@ -87,7 +99,7 @@ impl Replica {
         let process = ProcessGroup::spawn(&options.name, cmd, &log)?;
         Ok(Self {
             name: options.name,
-            port,
+            addr,
             process,
         })
     }
@@ -100,14 +112,19 @@ impl Replica {
         self.process.pid()
     }
 
-    /// The port of `KH_LISTEN_ADDRESS`.
-    pub fn port(&self) -> u16 {
-        self.port
+    /// `KH_LISTEN_ADDRESS`
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
-    /// `http://127.0.0.1:<port><path>`
+    /// The port of `KH_LISTEN_ADDRESS`.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://<ip>:<port><path>`
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.addr)
     }
 
     pub fn log_path(&self) -> &Path {

@@ -2,6 +2,7 @@
 //! `kuberhealthy run` replicas, until Ctrl-C.
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,9 +76,16 @@ async fn main() -> Result<()> {
         &kubeconfig,
         &state.join("pods"),
         &logs.join("pod-runner.log"),
+        control_plane.network().id(),
     )?;
     wait_for_node(&client, &mut pod_runner, Duration::from_secs(60)).await?;
-    println!("Pod runner ready: it runs pod containers as local processes");
+    println!(
+        "Pod runner ready: it runs pod containers as local processes, each pod in a network \
+         namespace of its own on {} (bridge {}, host side {})",
+        control_plane.network().id().subnet(),
+        control_plane.network().id().bridge(),
+        control_plane.host_ip()
+    );
 
     accounts::create_namespace(&client, NAMESPACE).await?;
     match install_crds_and_examples(&client).await {
@@ -106,7 +114,12 @@ async fn main() -> Result<()> {
         }
     };
 
-    let mut replicas = start_replicas(args.replicas, &replica_kubeconfig, &logs)?;
+    let mut replicas = start_replicas(
+        args.replicas,
+        &replica_kubeconfig,
+        control_plane.host_ip(),
+        &logs,
+    )?;
     println!();
     for replica in &mut replicas {
         report_replica(replica).await?;
@@ -211,18 +224,29 @@ fn crd_yaml() -> Result<(String, String)> {
     ))
 }
 
-fn start_replicas(count: usize, kubeconfig: &Path, logs: &Path) -> Result<Vec<Replica>> {
+/// Replicas listen on the pod network's host side (`host_ip`), where checker pods reach them.
+fn start_replicas(
+    count: usize,
+    kubeconfig: &Path,
+    host_ip: Ipv4Addr,
+    logs: &Path,
+) -> Result<Vec<Replica>> {
     let mut replicas: Vec<Replica> = Vec::new();
     for i in 0..count {
-        let mut options =
-            ReplicaOptions::new(&format!("kuberhealthy-{i}"), NAMESPACE, kubeconfig, logs);
+        let mut options = ReplicaOptions::new(
+            &format!("kuberhealthy-{i}"),
+            NAMESPACE,
+            kubeconfig,
+            host_ip,
+            logs,
+        );
         // Checker pods report to replica 0; any replica must accept the report.
         options.external_reporting_url = match replicas.first() {
             Some(first) => Some(first.url("/externalCheckStatus")),
             None => {
-                let port = kuberhealthy_e2e::ports::free_port()?;
+                let port = kuberhealthy_e2e::ports::free_port(host_ip)?;
                 options.listen_port = Some(port);
-                Some(format!("http://127.0.0.1:{port}/externalCheckStatus"))
+                Some(format!("http://{host_ip}:{port}/externalCheckStatus"))
             }
         };
         replicas.push(Replica::spawn(options)?);
@@ -245,7 +269,7 @@ async fn report_replica(replica: &mut Replica) -> Result<()> {
             );
             return Ok(());
         }
-        if let Ok(response) = http::get(replica.port(), "/").await {
+        if let Ok(response) = http::get(replica.addr(), "/").await {
             println!(
                 "{}: serving (GET / answered {})",
                 replica.name(),

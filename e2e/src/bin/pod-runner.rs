@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use kuberhealthy_e2e::kubeconfig;
+use kuberhealthy_e2e::network::NetworkId;
 use kuberhealthy_e2e::pod_runner::{self, DEFAULT_NODE_NAME, PodRunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -22,6 +23,10 @@ struct Args {
     log_dir: PathBuf,
     #[arg(long, default_value = DEFAULT_NODE_NAME)]
     node_name: String,
+    /// The pod network made by the harness: `n` of bridge `khe2e<n>` and subnet
+    /// `10.213.<n>.0/24` (see `kuberhealthy_e2e::network`).
+    #[arg(long)]
+    pod_network: u8,
 }
 
 #[tokio::main]
@@ -37,6 +42,7 @@ async fn main() -> Result<()> {
     let config = PodRunnerConfig {
         node_name: args.node_name,
         log_dir: args.log_dir,
+        network: NetworkId(args.pod_network),
     };
     let mut terminate = signal(SignalKind::terminate())?;
     let shutdown = async move {

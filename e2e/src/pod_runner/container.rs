@@ -1,6 +1,7 @@
 //! One container = one local process group running `command` + `args`.
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
     pub log: PathBuf,
+    /// The pod's network namespace (`/run/netns/...`); `None` for `hostNetwork` pods.
+    pub netns: Option<PathBuf>,
 }
 
 /// A started container process.
@@ -38,12 +41,20 @@ pub struct Exit {
 }
 
 impl ContainerProcess {
-    /// Starts the process with exactly the pod's environment plus `PATH`, `HOME`,
-    /// `HOSTNAME` and the harness session marker; stdout and stderr go to `launch.log`
-    /// (truncated first, like a fresh container's log).
+    /// Starts the process, in the pod's network namespace when it has one, with exactly
+    /// the pod's environment plus `PATH`, `HOME`, `HOSTNAME` and the harness session marker;
+    /// stdout and stderr go to `launch.log` (truncated first, like a fresh container's log).
     pub fn start(launch: &Launch, hostname: &str) -> Result<Self> {
         let log = std::fs::File::create(&launch.log)
             .with_context(|| format!("creating {}", launch.log.display()))?;
+        let netns = launch
+            .netns
+            .as_ref()
+            .map(|path| {
+                std::fs::File::open(path)
+                    .with_context(|| format!("opening the pod's network namespace {}", path.display()))
+            })
+            .transpose()?;
         let mut cmd = std::process::Command::new(&launch.program);
         cmd.args(&launch.args)
             .env_clear()
@@ -60,6 +71,19 @@ impl ContainerProcess {
             .stderr(log);
         // SIGKILL if the runner dies: a container must never outlive its kubelet.
         process::configure(&mut cmd, libc::SIGKILL);
+        if let Some(netns) = &netns {
+            let fd = netns.as_raw_fd();
+            // SAFETY: runs between fork and exec and only calls setns(2), which is
+            // async-signal-safe; `fd` stays open until after the spawn (it is close-on-exec).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = tokio::process::Command::from(cmd)
             .spawn()
             .with_context(|| format!("exec {:?}", launch.program))?;
@@ -135,6 +159,7 @@ mod tests {
             env: vec![("GREETING".into(), "hi".into())],
             working_dir: dir.to_path_buf(),
             log: dir.join("c.log"),
+            netns: None,
         }
     }
 

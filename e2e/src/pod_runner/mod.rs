@@ -7,7 +7,10 @@
 //! - The image is ignored; a container without `command` fails the pod.
 //! - An image whose tag is `:missing` never starts: `ErrImagePull`, then
 //!   `ImagePullBackOff`, phase stays `Pending`.
-//! - Every pod gets `podIP`/`hostIP` 127.0.0.1.
+//! - Every pod that is not `hostNetwork: true` runs in a network namespace of its own with
+//!   an address of the pod network ([`crate::network`]), in `podIP`/`podIPs`; `hostNetwork`
+//!   pods share the host's network and get the host-side address, which is every pod's
+//!   `hostIP`. A pod's namespace and veth are removed when its containers are gone.
 //! - Output goes to `<log dir>/<namespace>/<pod>/<container>.log`; that pod directory is
 //!   also the working directory unless the container sets `workingDir`.
 //! - Only `restartPolicy: Never` semantics: a container is never restarted.
@@ -41,6 +44,9 @@ use tokio::task::JoinHandle;
 pub use container::log_path as container_log_path;
 use pod::{PodContext, Stop};
 
+use crate::network::NetworkId;
+use crate::network::sandbox::{self, IpPool};
+
 /// The node name used when none is given.
 pub const DEFAULT_NODE_NAME: &str = "e2e-node";
 const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -51,6 +57,8 @@ pub struct PodRunnerConfig {
     pub node_name: String,
     /// Container logs go to `<log_dir>/<namespace>/<pod>/<container>.log`.
     pub log_dir: PathBuf,
+    /// The pod network (its bridge exists already, made by the harness).
+    pub network: NetworkId,
 }
 
 /// Whether an image follows the "cannot be pulled" convention: its tag is `missing`.
@@ -69,8 +77,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     std::fs::create_dir_all(&config.log_dir)?;
-    node::register(&client, &config.node_name).await?;
-    tracing::info!(node = %config.node_name, log_dir = %config.log_dir.display(), "node registered and Ready");
+    // What an earlier runner on this network left: its pods died with it.
+    let network = config.network;
+    tokio::task::spawn_blocking(move || sandbox::remove_all(network)).await?;
+    node::register(&client, &config.node_name, network.host_ip()).await?;
+    tracing::info!(node = %config.node_name, log_dir = %config.log_dir.display(), bridge = %network.bridge(), subnet = %network.subnet(), "node registered and Ready");
 
     let mut runner = Runner::new(client.clone(), config);
     let pods = watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
@@ -97,6 +108,8 @@ pub async fn run(
         }
     };
     runner.shutdown().await;
+    // Each pod task removed its own network; this catches one whose removal failed.
+    tokio::task::spawn_blocking(move || sandbox::remove_all(network)).await?;
     result
 }
 
@@ -140,6 +153,8 @@ impl Runner {
                 client,
                 node_name: config.node_name,
                 log_dir: config.log_dir,
+                network: config.network,
+                addresses: Arc::new(std::sync::Mutex::new(IpPool::default())),
             }),
             running: HashMap::new(),
             finished: HashSet::new(),

@@ -6,12 +6,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::{Api, Client};
 
-use super::status::{POD_IP, now};
+use std::net::Ipv4Addr;
+
+use super::status::now;
 
 const FIELD_MANAGER: &str = "e2e-pod-runner";
 
-/// Creates (or takes over) the Node and marks it Ready.
-pub async fn register(client: &Client, name: &str) -> Result<()> {
+/// Creates (or takes over) the Node, whose address is `host_ip`, and marks it Ready.
+pub async fn register(client: &Client, name: &str, host_ip: Ipv4Addr) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node = Node {
         metadata: ObjectMeta {
@@ -39,15 +41,16 @@ pub async fn register(client: &Client, name: &str) -> Result<()> {
         )
         .await
         .with_context(|| format!("registering node {name}"))?;
-    write_status(&nodes, name, true).await
+    write_status(&nodes, name, Some(host_ip)).await
 }
 
 /// Refreshes the Ready condition's heartbeat (a strategic merge keeps the rest of it).
 pub async fn heartbeat(client: &Client, name: &str) -> Result<()> {
-    write_status(&Api::all(client.clone()), name, false).await
+    write_status(&Api::all(client.clone()), name, None).await
 }
 
-async fn write_status(nodes: &Api<Node>, name: &str, full: bool) -> Result<()> {
+/// The Ready condition; with `address`, the whole status (capacity, addresses, info).
+async fn write_status(nodes: &Api<Node>, name: &str, address: Option<Ipv4Addr>) -> Result<()> {
     let ready = NodeCondition {
         type_: "Ready".into(),
         status: "True".into(),
@@ -60,7 +63,7 @@ async fn write_status(nodes: &Api<Node>, name: &str, full: bool) -> Result<()> {
         conditions: Some(vec![ready]),
         ..Default::default()
     };
-    if full {
+    if let Some(address) = address {
         let quantity = |q: &str| Quantity(q.to_string());
         let resources = [
             ("cpu".to_string(), quantity("8")),
@@ -72,7 +75,7 @@ async fn write_status(nodes: &Api<Node>, name: &str, full: bool) -> Result<()> {
         status.addresses = Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
-                address: POD_IP.into(),
+                address: address.to_string(),
             },
             NodeAddress {
                 type_: "Hostname".into(),

@@ -1,7 +1,7 @@
 //! The life of one pod on the runner's node, from bound to finished or deleted.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use super::container::{self, ContainerProcess, Launch};
 use super::env::{self, PodFacts, Sources};
 use super::is_missing_image;
-use super::status::{ContainerRecord, POD_IP, PodView, now};
+use super::status::{ContainerRecord, PodView, now};
+use crate::network::NetworkId;
+use crate::network::sandbox::{IpPool, Sandbox};
 
 /// How long `ErrImagePull` shows before it turns into `ImagePullBackOff`.
 const IMAGE_PULL_BACKOFF_AFTER: Duration = Duration::from_secs(5);
@@ -25,6 +27,9 @@ pub(super) struct PodContext {
     pub client: Client,
     pub node_name: String,
     pub log_dir: PathBuf,
+    /// The pod network pods get their namespaces and addresses on.
+    pub network: NetworkId,
+    pub addresses: Arc<Mutex<IpPool>>,
 }
 
 /// Why a pod task must stop early.
@@ -42,7 +47,12 @@ pub(super) enum Stop {
 pub(super) async fn run(ctx: Arc<PodContext>, pod: Pod, mut stop: watch::Receiver<Option<Stop>>) {
     let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
     let mut lifecycle = Lifecycle::new(&ctx, &pod);
-    match lifecycle.drive(&mut stop).await {
+    let outcome = lifecycle.drive(&mut stop).await;
+    // The pod's network goes with its processes (removing it runs `ip`: off the workers).
+    if let Some(sandbox) = lifecycle.sandbox.take() {
+        let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;
+    }
+    match outcome {
         Ok(Some(Stop::Delete { .. })) => {
             if let Err(err) = complete_deletion(&ctx.client, &pod).await {
                 tracing::warn!(pod = %key, "completing the deletion failed: {err:#}");
@@ -83,6 +93,8 @@ struct Lifecycle<'a> {
     key: String,
     api: Api<Pod>,
     view: PodView,
+    /// The pod's own network namespace, once created (never for `hostNetwork` pods).
+    sandbox: Option<Sandbox>,
 }
 
 impl<'a> Lifecycle<'a> {
@@ -122,7 +134,10 @@ impl<'a> Lifecycle<'a> {
                 containers: records(&spec.containers, first_wait),
                 reason: None,
                 message: None,
+                pod_ip: None,
+                host_ip: ctx.network.host_ip().to_string(),
             },
+            sandbox: None,
         }
     }
 
@@ -162,6 +177,9 @@ impl<'a> Lifecycle<'a> {
                 .map(|()| None);
         }
 
+        if let Err(err) = self.create_network().await {
+            return self.fail_network(err).await.map(|()| None);
+        }
         let launches = match self.launches(&init, &main).await? {
             Ok(launches) => launches,
             Err((container, message)) => {
@@ -209,9 +227,10 @@ impl<'a> Lifecycle<'a> {
         let facts = PodFacts {
             pod: self.pod,
             node_name: &self.ctx.node_name,
-            pod_ip: POD_IP,
-            host_ip: POD_IP,
+            pod_ip: self.view.pod_ip.as_deref().unwrap_or_default(),
+            host_ip: &self.view.host_ip,
         };
+        let netns = self.sandbox.as_ref().map(Sandbox::netns_path);
         let pod_dir = self.ctx.log_dir.join(&namespace).join(self.pod.name_any());
         std::fs::create_dir_all(&pod_dir)
             .with_context(|| format!("creating {}", pod_dir.display()))?;
@@ -250,9 +269,51 @@ impl<'a> Lifecycle<'a> {
                     &self.pod.name_any(),
                     &container.name,
                 ),
+                netns: netns.clone(),
             });
         }
         Ok(Ok(launches))
+    }
+
+    /// Gives the pod its address: a network namespace of its own on the pod network, or the
+    /// host's network for `hostNetwork: true`, as a kubelet with a CNI plugin does.
+    async fn create_network(&mut self) -> Result<()> {
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if host_network {
+            self.view.pod_ip = Some(self.view.host_ip.clone());
+            return Ok(());
+        }
+        let (network, addresses) = (self.ctx.network, self.ctx.addresses.clone());
+        let sandbox =
+            tokio::task::spawn_blocking(move || Sandbox::create(network, &addresses)).await??;
+        tracing::info!(pod = %self.key, ip = %sandbox.ip(), netns = %sandbox.netns_path().display(), "pod network ready");
+        self.view.pod_ip = Some(sandbox.ip().to_string());
+        self.sandbox = Some(sandbox);
+        Ok(())
+    }
+
+    /// The pod's network could not be built: the pod fails at once, saying why (a kubelet
+    /// would retry `FailedCreatePodSandBox`; a test wants the reason now).
+    async fn fail_network(&mut self, err: anyhow::Error) -> Result<()> {
+        let message = format!("the e2e pod runner could not create the pod's network: {err:#}");
+        tracing::warn!(pod = %self.key, "{message}");
+        for record in self
+            .view
+            .init_containers
+            .iter_mut()
+            .chain(self.view.containers.iter_mut())
+        {
+            record.set_terminated_with_reason(128, "StartError", Some(now()), None);
+        }
+        self.view.phase = "Failed";
+        self.view.reason = Some("PodSandboxFailed".into());
+        self.view.message = Some(message);
+        self.write_status().await
     }
 
     async fn run_init_container(

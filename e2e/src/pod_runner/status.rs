@@ -7,9 +7,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-/// Every pod gets this IP (and so does its host): processes run on the loopback.
-pub const POD_IP: &str = "127.0.0.1";
-
 pub fn now() -> Time {
     Time(Timestamp::now())
 }
@@ -131,6 +128,10 @@ pub struct PodView {
     /// Pod-level reason and message (set on failures the pod as a whole suffers).
     pub reason: Option<String>,
     pub message: Option<String>,
+    /// The pod's address, once its network exists (the host's for `hostNetwork` pods).
+    pub pod_ip: Option<String>,
+    /// The node's address on the pod network.
+    pub host_ip: String,
 }
 
 impl PodView {
@@ -151,14 +152,15 @@ impl PodView {
         };
         PodStatus {
             phase: Some(self.phase.to_string()),
-            host_ip: Some(POD_IP.to_string()),
+            host_ip: Some(self.host_ip.clone()),
             host_ips: Some(vec![HostIP {
-                ip: POD_IP.to_string(),
+                ip: self.host_ip.clone(),
             }]),
-            pod_ip: Some(POD_IP.to_string()),
-            pod_ips: Some(vec![PodIP {
-                ip: POD_IP.to_string(),
-            }]),
+            pod_ip: self.pod_ip.clone(),
+            pod_ips: self
+                .pod_ip
+                .as_ref()
+                .map(|ip| vec![PodIP { ip: ip.clone() }]),
             start_time: Some(self.start_time.clone()),
             reason: self.reason.clone(),
             message: self.message.clone(),
@@ -219,9 +221,13 @@ mod tests {
             containers: vec![main],
             reason: None,
             message: None,
+            pod_ip: Some("10.213.7.2".into()),
+            host_ip: "10.213.7.1".into(),
         };
         let status = view.to_status();
-        assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(status.pod_ip.as_deref(), Some("10.213.7.2"));
+        assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.213.7.2");
+        assert_eq!(status.host_ip.as_deref(), Some("10.213.7.1"));
         let ready = status
             .conditions
             .unwrap()
