@@ -1,6 +1,6 @@
 //! What a test gets: a control plane with a pod runner, and a per-test context.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -191,6 +191,14 @@ impl TestContext {
     /// The host-side address of the pod network (see [`TestCluster::host_ip`]).
     pub fn host_ip(&self) -> Ipv4Addr {
         self.host_ip
+    }
+
+    /// A free port on [`TestContext::host_ip`], for a replica or server pods must reach.
+    pub fn free_address(&self) -> Result<SocketAddrV4> {
+        Ok(SocketAddrV4::new(
+            self.host_ip,
+            crate::ports::free_port(self.host_ip)?,
+        ))
     }
 
     /// This test's own log directory (replica logs, ServiceAccount kubeconfigs).

@@ -39,8 +39,7 @@ pub async fn request(
 ) -> Result<Response> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let mut head =
-            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }

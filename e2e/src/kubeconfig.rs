@@ -51,7 +51,9 @@ mod tests {
     async fn written_kubeconfigs_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
-        let ca = crate::pki::Pki::generate(std::net::Ipv4Addr::LOCALHOST).unwrap().ca_cert;
+        let ca = crate::pki::Pki::generate(std::net::Ipv4Addr::LOCALHOST)
+            .unwrap()
+            .ca_cert;
         write(
             &path,
             "https://127.0.0.1:6443",

@@ -180,10 +180,7 @@ impl PodNetwork {
             None,
             &[
                 format!("link add {bridge} type bridge"),
-                format!(
-                    "addr add {}/{PREFIX_LEN} dev {bridge}",
-                    self.id.host_ip()
-                ),
+                format!("addr add {}/{PREFIX_LEN} dev {bridge}", self.id.host_ip()),
                 format!("link set {bridge} alias \"{alias}\" up"),
             ],
             false,
@@ -285,8 +282,7 @@ fn foreign_routes() -> Result<Vec<String>> {
         dev: Option<String>,
     }
     let text = ip::run(&["-j", "-4", "route", "show", "table", "all"])?;
-    let routes: Vec<Route> =
-        serde_json::from_str(&text).context("reading `ip -j route` output")?;
+    let routes: Vec<Route> = serde_json::from_str(&text).context("reading `ip -j route` output")?;
     Ok(routes
         .into_iter()
         .filter(|r| r.dev.as_deref().and_then(NetworkId::of_name).is_none())
@@ -306,7 +302,10 @@ mod tests {
         assert_eq!(id.subnet(), "10.213.7.0/24");
         assert_eq!(id.veth(254), "khe2e7p254");
         assert_eq!(id.netns(2), "khe2e7-2");
-        assert!(NetworkId(255).veth(254).len() <= 15, "link names fit IFNAMSIZ");
+        assert!(
+            NetworkId(255).veth(254).len() <= 15,
+            "link names fit IFNAMSIZ"
+        );
     }
 
     #[test]
@@ -317,7 +316,9 @@ mod tests {
         assert_eq!(NetworkId::of_name("khe2e17-30"), Some(NetworkId(17)));
         assert!(!NetworkId(1).owns_link("khe2e17p3"));
         assert!(NetworkId(1).pod_of_netns("khe2e17-3").is_none());
-        for foreign in ["eth0", "khe2e", "khe2e7x", "khe2e300", "khe2e7p", "khe2e7-x"] {
+        for foreign in [
+            "eth0", "khe2e", "khe2e7x", "khe2e300", "khe2e7p", "khe2e7-x",
+        ] {
             assert_eq!(NetworkId::of_name(foreign), None, "{foreign}");
         }
     }
@@ -325,10 +326,23 @@ mod tests {
     #[test]
     fn routes_overlap_when_either_prefix_holds_the_other() {
         let id = NetworkId(7);
-        for dst in ["10.213.7.0/24", "10.213.7.5", "10.213.0.0/16", "10.0.0.0/8", "10.213.7.128/25"] {
+        for dst in [
+            "10.213.7.0/24",
+            "10.213.7.5",
+            "10.213.0.0/16",
+            "10.0.0.0/8",
+            "10.213.7.128/25",
+        ] {
             assert!(id.overlaps(dst), "{dst}");
         }
-        for dst in ["default", "10.213.8.0/24", "192.0.2.0/24", "10.213.6.255", "fe80::/64", "0.0.0.0/0"] {
+        for dst in [
+            "default",
+            "10.213.8.0/24",
+            "192.0.2.0/24",
+            "10.213.6.255",
+            "fe80::/64",
+            "0.0.0.0/0",
+        ] {
             assert!(!id.overlaps(dst), "{dst}");
         }
     }

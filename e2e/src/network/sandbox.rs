@@ -64,10 +64,7 @@ impl Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .with_context(|| {
-                format!(
-                    "every address of the pod network {} is in use",
-                    id.subnet()
-                )
+                format!("every address of the pod network {} is in use", id.subnet())
             })?;
         // From here on, dropping `sandbox` undoes whatever was created.
         let sandbox = Sandbox {
@@ -144,7 +141,11 @@ mod tests {
         assert_eq!(pool.take(), Some(2));
         assert_eq!(pool.take(), Some(3));
         pool.give_back(2);
-        assert_eq!(pool.take(), Some(4), "a freed address is not reused at once");
+        assert_eq!(
+            pool.take(),
+            Some(4),
+            "a freed address is not reused at once"
+        );
         let rest: Vec<u8> = std::iter::from_fn(|| pool.take()).collect();
         assert_eq!(rest.first(), Some(&5));
         assert_eq!(rest.last(), Some(&2), "then the search wraps around");

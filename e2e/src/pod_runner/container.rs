@@ -51,8 +51,9 @@ impl ContainerProcess {
             .netns
             .as_ref()
             .map(|path| {
-                std::fs::File::open(path)
-                    .with_context(|| format!("opening the pod's network namespace {}", path.display()))
+                std::fs::File::open(path).with_context(|| {
+                    format!("opening the pod's network namespace {}", path.display())
+                })
             })
             .transpose()?;
         let mut cmd = std::process::Command::new(&launch.program);

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Api;
-use kuberhealthy_e2e::{TestCluster, metrics, ports, wait_until};
+use kuberhealthy_e2e::{TestCluster, metrics, wait_until};
 
 use crate::render::{cluster_policy, every_check_off, lease_policy};
 use crate::support::{
@@ -45,7 +45,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
     let ctx = cluster.context("chart-access").await.unwrap();
     let ns = ctx.namespace().to_string();
     let admin = ctx.client().await.unwrap();
-    let first_port = ports::free_port().unwrap();
+    let first = ctx.free_address().unwrap();
 
     let mut install = args(&["install", RELEASE]);
     install.push(chart_dir().display().to_string());
@@ -53,7 +53,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
         "--namespace",
         &ns,
         "--set",
-        &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
+        &format!("reportingURL=http://{first}/externalCheckStatus"),
     ]));
     install.extend(short_lease_values());
     // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
@@ -97,7 +97,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
         check_namespaces.push(check_ns);
     }
 
-    let replicas = spawn_replicas(&installed, &kubeconfig, ctx.log_dir(), first_port, 3).unwrap();
+    let replicas = spawn_replicas(&installed, &kubeconfig, ctx.log_dir(), first, 3).unwrap();
     let names: BTreeSet<String> = replicas.iter().map(|r| r.name().to_string()).collect();
 
     let outcome = async {
@@ -138,7 +138,7 @@ async fn cluster_wide_install_runs_checks_in_three_namespaces_as_the_charts_serv
         }
         let mut leaders = 0.0;
         for replica in &replicas {
-            let text = kuberhealthy_e2e::http::get(replica.port(), "/metrics")
+            let text = kuberhealthy_e2e::http::get(replica.addr(), "/metrics")
                 .await?
                 .body;
             leaders += metrics::sum(

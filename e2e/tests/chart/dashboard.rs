@@ -2,7 +2,7 @@
 //! panel, and every query it makes returns data from a real Prometheus scraping a replica.
 
 use anyhow::{Context, Result};
-use kuberhealthy_e2e::{Replica, ports};
+use kuberhealthy_e2e::Replica;
 use serde_json::Value;
 
 use crate::support::{self, str};
@@ -139,12 +139,12 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     ctx.apply_yaml(FAILING).await.unwrap();
     ctx.apply_yaml(TIMING_OUT).await.unwrap();
 
-    let port = ports::free_port().unwrap();
+    let addr = ctx.free_address().unwrap();
     let mut options = ctx.replica_options("kuberhealthy-0");
-    options.listen_port = Some(port);
+    options.listen_port = Some(addr.port());
     // Only this test's checks: the cluster is shared with other tests.
     options.target_namespace = Some(ctx.namespace().to_string());
-    options.external_reporting_url = Some(format!("http://127.0.0.1:{port}/externalCheckStatus"));
+    options.external_reporting_url = Some(format!("http://{addr}/externalCheckStatus"));
     let replica = Replica::spawn(options).unwrap();
 
     let queries: Vec<(String, String)> = queries(&dashboard().unwrap())
@@ -153,7 +153,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         .map(|(title, q)| (title, q.replace("$__rate_interval", "1m")))
         .collect();
     let outcome = tokio::task::spawn_blocking(move || {
-        let target = format!("127.0.0.1:{port}").parse().unwrap();
+        let target = addr.into();
         let mut server = PrometheusServer::start(&prometheus, target)?;
         server.wait_for_target_up(TIMEOUT)?;
         let mut empty = Vec::new();

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use kube::Api;
 use kube::api::DynamicObject;
 use kuberhealthy_e2e::session::workspace_root;
-use kuberhealthy_e2e::{Replica, TestCluster, binaries, metrics, ports, wait_until};
+use kuberhealthy_e2e::{Replica, TestCluster, binaries, metrics, wait_until};
 use serde_json::json;
 
 use crate::support::{
@@ -95,7 +95,7 @@ fn mib(bytes: u64) -> f64 {
 /// Who leads, by `kuberhealthy_controller_leader`.
 async fn leader_index(replicas: &[Replica]) -> Result<usize> {
     for (i, replica) in replicas.iter().enumerate() {
-        let body = kuberhealthy_e2e::http::get(replica.port(), "/metrics")
+        let body = kuberhealthy_e2e::http::get(replica.addr(), "/metrics")
             .await?
             .body;
         if metrics::sum(
@@ -118,14 +118,14 @@ async fn idle_leader_and_follower_with_100_checks_fit_the_charts_resources() {
     let ctx = cluster.context("chart-footprint").await.unwrap();
     let ns = ctx.namespace().to_string();
     let admin = ctx.client().await.unwrap();
-    let first_port = ports::free_port().unwrap();
+    let first = ctx.free_address().unwrap();
     let mut install = args(&["install", "khfoot"]);
     install.push(chart_dir().display().to_string());
     install.extend(args(&[
         "--namespace",
         &ns,
         "--set",
-        &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
+        &format!("reportingURL=http://{first}/externalCheckStatus"),
     ]));
     // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
     // image; the pod runner here runs container commands as local processes, where
@@ -160,14 +160,8 @@ async fn idle_leader_and_follower_with_100_checks_fit_the_charts_resources() {
         .await
         .unwrap();
     let started = Instant::now();
-    let replicas = spawn_replicas(
-        &installed,
-        &kubeconfig,
-        ctx.log_dir(),
-        first_port,
-        replica_count,
-    )
-    .unwrap();
+    let replicas =
+        spawn_replicas(&installed, &kubeconfig, ctx.log_dir(), first, replica_count).unwrap();
 
     let outcome = async {
         let states: Api<DynamicObject> =

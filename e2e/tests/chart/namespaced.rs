@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams};
-use kuberhealthy_e2e::{metrics, ports, wait_until};
+use kuberhealthy_e2e::{metrics, wait_until};
 
 use crate::render::{controller_policy, every_check_off};
 use crate::support::{
@@ -24,14 +24,14 @@ async fn namespace_scoped_install_uses_roles_only_and_runs_checks_only_there() {
     let admin = ctx.client().await.unwrap();
     let target = sibling_namespace(&ctx, "checks").await.unwrap();
     let other = sibling_namespace(&ctx, "other").await.unwrap();
-    let first_port = ports::free_port().unwrap();
+    let first = ctx.free_address().unwrap();
 
     // The rendering has no cluster-scoped RBAC at all.
     let mut values = args(&[
         "--set",
         &format!("targetNamespace={target}"),
         "--set",
-        &format!("reportingURL=http://127.0.0.1:{first_port}/externalCheckStatus"),
+        &format!("reportingURL=http://{first}/externalCheckStatus"),
     ]);
     values.extend(short_lease_values());
     // The chart's built-in checks run `/kuberhealthy check <name>` from the controller's
@@ -107,7 +107,7 @@ async fn namespace_scoped_install_uses_roles_only_and_runs_checks_only_there() {
     let as_controller = kuberhealthy_e2e::kubeconfig::client(&kubeconfig)
         .await
         .unwrap();
-    let replicas = spawn_replicas(&installed, &kubeconfig, ctx.log_dir(), first_port, 3).unwrap();
+    let replicas = spawn_replicas(&installed, &kubeconfig, ctx.log_dir(), first, 3).unwrap();
 
     let outcome = async {
         wait_for_ok_state(&admin, &target, "inside").await?;
@@ -135,7 +135,7 @@ async fn namespace_scoped_install_uses_roles_only_and_runs_checks_only_there() {
         let mut started_inside = 0.0;
         for replica in &replicas {
             let samples = metrics::parse(
-                &kuberhealthy_e2e::http::get(replica.port(), "/metrics")
+                &kuberhealthy_e2e::http::get(replica.addr(), "/metrics")
                     .await?
                     .body,
             )?;

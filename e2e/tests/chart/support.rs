@@ -1,5 +1,6 @@
 //! Helm, rendered manifests, and replicas that run the way the chart's Deployment says.
 
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -333,17 +334,24 @@ impl Installed {
 
     /// Options for replica `name`: the container's args (the config path pointing at the
     /// ConfigMap's file), its env, `POD_NAME`/`POD_NAMESPACE` as the downward API gives them,
-    /// a kubeconfig with the ServiceAccount's token and a listen address on 127.0.0.1
-    /// (the config file's `:8080` is overridden by `KH_LISTEN_ADDRESS`, as the README allows).
+    /// a kubeconfig with the ServiceAccount's token and listen address `addr`, on the pod
+    /// network's host side (the config file's `:8080` is overridden by `KH_LISTEN_ADDRESS`,
+    /// as the README allows).
     pub fn replica_options(
         &self,
         name: &str,
         kubeconfig: &Path,
         log_dir: &Path,
-        port: u16,
+        addr: SocketAddrV4,
     ) -> ReplicaOptions {
-        let mut options = ReplicaOptions::new(name, &self.release_namespace, kubeconfig, log_dir);
-        options.listen_port = Some(port);
+        let mut options = ReplicaOptions::new(
+            name,
+            &self.release_namespace,
+            kubeconfig,
+            *addr.ip(),
+            log_dir,
+        );
+        options.listen_port = Some(addr.port());
         let mut args = self.args[1..].to_vec();
         match args.iter().position(|a| a == "--config" || a == "-c") {
             Some(i) if i + 1 < args.len() => args[i + 1] = self.config_file.display().to_string(),
@@ -355,27 +363,27 @@ impl Installed {
     }
 }
 
-/// Three replicas as the chart runs them; replica 0 listens on `first_port`, the port of
-/// the reporting URL the release was installed with.
+/// Three replicas as the chart runs them; replica 0 listens on `first`, the address of
+/// the reporting URL the release was installed with, the others on free ports of its IP.
 pub fn spawn_replicas(
     installed: &Installed,
     kubeconfig: &Path,
     log_dir: &Path,
-    first_port: u16,
+    first: SocketAddrV4,
     count: usize,
 ) -> Result<Vec<Replica>> {
     (0..count)
         .map(|i| {
-            let port = if i == 0 {
-                first_port
+            let addr = if i == 0 {
+                first
             } else {
-                ports::free_port()?
+                SocketAddrV4::new(*first.ip(), ports::free_port(*first.ip())?)
             };
             Replica::spawn(installed.replica_options(
                 &format!("{}-{i}", installed.release_namespace),
                 kubeconfig,
                 log_dir,
-                port,
+                addr,
             ))
         })
         .collect()
@@ -425,7 +433,7 @@ pub async fn wait_for_ok_state(client: &Client, namespace: &str, name: &str) -> 
 
 /// `GET <path>` on a replica, as JSON.
 pub async fn get_json(replica: &Replica, path: &str) -> Result<Value> {
-    let response = http::get(replica.port(), path).await?;
+    let response = http::get(replica.addr(), path).await?;
     ensure!(
         response.status == 200,
         "GET {path} on {} answered {}: {}",

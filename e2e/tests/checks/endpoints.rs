@@ -1,11 +1,11 @@
 //! The checks that reach something over the network: dns-status, http, http-content and
-//! network-connection, against names and servers on 127.0.0.1.
+//! network-connection, against names and servers on the pod network's host side.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::servers::{HttpServer, Route, TcpTarget, closed_port};
+use crate::support::servers::{HttpServer, Route, TcpTarget, closed_address};
 use crate::support::{CheckTest, NODE, summary};
 
 #[tokio::test]
@@ -42,14 +42,17 @@ async fn http_counts_answers_against_the_passing_percentage() {
     assert!(t.grant("http").await.kubeconfig.is_none());
 
     // The example asks 5 GETs one second apart, 80% of them answering 200.
-    let server = HttpServer::start(&[
-        ("/mostly-up", Route::new(&[503, 200, 200, 200, 200], "up")),
-        (
-            "/mostly-down",
-            Route::new(&[200, 503, 200, 503, 200], "down"),
-        ),
-        ("/orders", Route::new(&[201], "created")),
-    ])
+    let server = HttpServer::start(
+        t.host_ip(),
+        &[
+            ("/mostly-up", Route::new(&[503, 200, 200, 200, 200], "up")),
+            (
+                "/mostly-down",
+                Route::new(&[200, 503, 200, 503, 200], "down"),
+            ),
+            ("/orders", Route::new(&[201], "created")),
+        ],
+    )
     .await;
     let up = server.url("/mostly-up");
     let down = server.url("/mostly-down");
@@ -113,16 +116,19 @@ async fn http_content_finds_the_string_or_says_what_came_back() {
 
     const WANTED: &str = "all systems operational";
     let maintenance = "<html><body>down for maintenance</body></html>";
-    let server = HttpServer::start(&[
-        (
-            "/status",
-            Route::new(
-                &[200],
-                "<html><body><h1>Shop</h1><p>all systems operational</p></body></html>",
+    let server = HttpServer::start(
+        t.host_ip(),
+        &[
+            (
+                "/status",
+                Route::new(
+                    &[200],
+                    "<html><body><h1>Shop</h1><p>all systems operational</p></body></html>",
+                ),
             ),
-        ),
-        ("/maintenance", Route::new(&[503], maintenance)),
-    ])
+            ("/maintenance", Route::new(&[503], maintenance)),
+        ],
+    )
     .await;
     let status = server.url("/status");
     let down = server.url("/maintenance");
@@ -157,9 +163,9 @@ async fn network_connection_reachable_unreachable_and_inverted() {
     let t = CheckTest::start("network-connection").await;
     assert!(t.grant("network-connection").await.kubeconfig.is_none());
 
-    let open = TcpTarget::start().await;
-    let open_target = format!("tcp://127.0.0.1:{}", open.port);
-    let closed_target = format!("tcp://127.0.0.1:{}", closed_port());
+    let open = TcpTarget::start(t.host_ip()).await;
+    let open_target = format!("tcp://{}", open.addr);
+    let closed_target = format!("tcp://{}", closed_address(t.host_ip()));
     let checks = [
         ("network-connection", &open_target, "false"),
         ("network-connection-refused", &closed_target, "false"),

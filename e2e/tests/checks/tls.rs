@@ -2,8 +2,12 @@
 //! rcgen: one signed by a test CA that the checkers trust through `SSL_CERT_FILE` (as a CA
 //! bundle mounted into the image would be), one from the same CA that expires soon, and a
 //! self-signed one.
+//!
+//! The certificates name `localhost`, so that the checks verify a host name as they do in a
+//! cluster. Their checker pods run with `hostNetwork: true`: in a pod network namespace of
+//! their own, `localhost` would be the pod's own loopback, where no server listens.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::servers::{Authority, Identity, TlsServer, midnight, today_plus};
 use crate::support::{CheckTest, summary};
@@ -20,6 +24,12 @@ struct Servers {
 }
 
 const EXPIRING_IN_DAYS: i64 = 10;
+
+/// The check with its pod on the host's network, where `localhost` is the servers' host.
+fn host_network(mut check: Value) -> Value {
+    check["spec"]["podSpec"]["hostNetwork"] = json!(true);
+    check
+}
 
 impl Servers {
     async fn start(t: &CheckTest) -> Servers {
@@ -64,7 +74,7 @@ async fn ssl_expiry_passes_fails_near_expiry_and_reads_self_signed_when_insecure
         ("ssl-expiry-self-signed-verified", &self_signed, "false"),
     ];
     for (name, port, insecure) in checks {
-        t.apply(&t.check_from_example(
+        t.apply(&host_network(t.check_from_example(
             "ssl-expiry",
             name,
             &[
@@ -73,7 +83,7 @@ async fn ssl_expiry_passes_fails_near_expiry_and_reads_self_signed_when_insecure
                 ("INSECURE", insecure),
                 ("SSL_CERT_FILE", &servers.ca_file),
             ],
-        ))
+        )))
         .await;
     }
     let outcomes = t.results(&checks.map(|(name, ..)| name)).await;
@@ -135,7 +145,7 @@ async fn ssl_handshake_verifies_trust_and_name_unless_self_signed_is_allowed() {
         ("ssl-handshake-wrong-name", "127.0.0.1", &trusted, "false"),
     ];
     for (name, host, port, allow_self_signed) in checks {
-        t.apply(&t.check_from_example(
+        t.apply(&host_network(t.check_from_example(
             "ssl-handshake",
             name,
             &[
@@ -144,7 +154,7 @@ async fn ssl_handshake_verifies_trust_and_name_unless_self_signed_is_allowed() {
                 ("SELF_SIGNED", allow_self_signed),
                 ("SSL_CERT_FILE", &servers.ca_file),
             ],
-        ))
+        )))
         .await;
     }
     let outcomes = t.results(&checks.map(|(name, ..)| name)).await;

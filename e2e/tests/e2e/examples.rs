@@ -1,5 +1,6 @@
 //! The example checks of `make run` really run under the pod runner and report.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{EnvVar, Pod, PodSpec};
@@ -21,10 +22,13 @@ struct Report {
     body: serde_json::Value,
 }
 
-/// A stand-in for a replica's `/externalCheckStatus`: records each request, answers 200.
-async fn reporting_endpoint() -> (u16, Arc<Mutex<Vec<Report>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// A stand-in for a replica's `/externalCheckStatus` on the pod network's host side, where
+/// checker pods reach it: records each request, answers 200.
+async fn reporting_endpoint() -> (SocketAddr, Arc<Mutex<Vec<Report>>>) {
+    let listener = TcpListener::bind((cluster().await.host_ip(), 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
     tokio::spawn(async move {
@@ -68,12 +72,12 @@ async fn reporting_endpoint() -> (u16, Arc<Mutex<Vec<Report>>>) {
                 .await;
         }
     });
-    (port, reports)
+    (addr, reports)
 }
 
 /// Runs the pod spec of the example check in `file` as a checker pod would run, with the
 /// two variables kuberhealthy injects, and returns what it reported.
-async fn run_example(file: &str, port: u16, reports: &Arc<Mutex<Vec<Report>>>) -> Report {
+async fn run_example(file: &str, addr: SocketAddr, reports: &Arc<Mutex<Vec<Report>>>) -> Report {
     let ctx = cluster()
         .await
         .context(&format!("example-{file}"))
@@ -89,7 +93,7 @@ async fn run_example(file: &str, port: u16, reports: &Arc<Mutex<Vec<Report>>>) -
         let env = container.env.get_or_insert_with(Vec::new);
         env.push(EnvVar {
             name: "KH_REPORTING_URL".into(),
-            value: Some(format!("http://127.0.0.1:{port}/externalCheckStatus")),
+            value: Some(format!("http://{addr}/externalCheckStatus")),
             ..Default::default()
         });
         env.push(EnvVar {
@@ -136,16 +140,16 @@ async fn run_example(file: &str, port: u16, reports: &Arc<Mutex<Vec<Report>>>) -
 
 #[tokio::test]
 async fn passing_example_reports_ok() {
-    let (port, reports) = reporting_endpoint().await;
-    let report = run_example("passing-check.yaml", port, &reports).await;
+    let (addr, reports) = reporting_endpoint().await;
+    let report = run_example("passing-check.yaml", addr, &reports).await;
     assert_eq!(report.request_line, "POST /externalCheckStatus HTTP/1.1");
     assert_eq!(report.body, serde_json::json!({"OK": true}));
 }
 
 #[tokio::test]
 async fn failing_example_reports_a_clear_error() {
-    let (port, reports) = reporting_endpoint().await;
-    let report = run_example("failing-check.yaml", port, &reports).await;
+    let (addr, reports) = reporting_endpoint().await;
+    let report = run_example("failing-check.yaml", addr, &reports).await;
     assert_eq!(report.body["OK"], false);
     let error = report.body["Errors"][0].as_str().unwrap_or_default();
     assert!(

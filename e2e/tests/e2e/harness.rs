@@ -36,9 +36,9 @@ async fn replica_handles_signal_and_configure_the_process() {
 
     let mut replica = Replica::spawn(options("kuberhealthy-0")).unwrap();
     let env_line = format!(
-        "env=kuberhealthy-0 {} 127.0.0.1:{} {} http://127.0.0.1:1/externalCheckStatus",
+        "env=kuberhealthy-0 {} {} {} http://127.0.0.1:1/externalCheckStatus",
         ctx.namespace(),
-        replica.port(),
+        replica.addr(),
         ctx.endpoint().admin_kubeconfig.display()
     );
     let log_path = replica.log_path().to_path_buf();

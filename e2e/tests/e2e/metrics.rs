@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kuberhealthy_e2e::session::workspace_root;
-use kuberhealthy_e2e::{Replica, manifests, ports};
+use kuberhealthy_e2e::{Replica, manifests};
 
 use crate::{TIMEOUT, cluster};
 
@@ -82,17 +82,17 @@ async fn prometheus_scraping_a_replica_shows_the_v2_dashboard() {
     ctx.apply_yaml(PASSING).await.unwrap();
     ctx.apply_yaml(FAILING).await.unwrap();
 
-    let port = ports::free_port().unwrap();
+    let addr = ctx.free_address().unwrap();
     let mut options = ctx.replica_options("kuberhealthy-0");
-    options.listen_port = Some(port);
+    options.listen_port = Some(addr.port());
     // Only this test's checks: the cluster is shared with other tests.
     options.target_namespace = Some(ctx.namespace().to_string());
-    options.external_reporting_url = Some(format!("http://127.0.0.1:{port}/externalCheckStatus"));
+    options.external_reporting_url = Some(format!("http://{addr}/externalCheckStatus"));
     let replica = Replica::spawn(options).unwrap();
 
     let ns = ctx.namespace().to_string();
     let outcome = tokio::task::spawn_blocking(move || {
-        let target = format!("127.0.0.1:{port}").parse().unwrap();
+        let target = addr.into();
         let mut prometheus = PrometheusServer::start(&binary, target)?;
         prometheus.wait_for_target_up(TIMEOUT)?;
         let expected = DashboardExpectation {

@@ -113,8 +113,13 @@ spec:
     };
     let pod = wait_for_pod(&ctx, "two-containers", "phase Running", running).await;
     let status = pod.status.as_ref().unwrap();
-    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    let host = ctx.host_ip();
+    let pod_ip: std::net::Ipv4Addr = status.pod_ip.as_deref().unwrap().parse().unwrap();
+    assert!(
+        pod_ip != host && pod_ip.octets()[..3] == host.octets()[..3],
+        "the pod's own address on the pod network {host}/24: {pod_ip}"
+    );
+    assert_eq!(status.host_ip.as_deref(), Some(host.to_string().as_str()));
     assert!(status.start_time.is_some());
     let waits = status
         .container_statuses
@@ -223,12 +228,13 @@ spec:
     )
     .await
     .unwrap();
-    wait_for_pod(&ctx, "env-echo", "phase Succeeded", |p| {
+    let pod = wait_for_pod(&ctx, "env-echo", "phase Succeeded", |p| {
         phase(p) == Some("Succeeded")
     })
     .await;
+    let pod_ip = pod.status.unwrap().pod_ip.expect("a pod IP");
     let expected = format!(
-        "name=env-echo\nnamespace={}\nip=127.0.0.1\nnode=e2e-node\nsa=checker\ntoken=s3cret\nmode=fast\n\
+        "name=env-echo\nnamespace={}\nip={pod_ip}\nnode=e2e-node\nsa=checker\ntoken=s3cret\nmode=fast\n\
          greeting=hello env-echo\nexpanded=env-echo\n",
         ctx.namespace()
     );

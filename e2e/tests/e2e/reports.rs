@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kuberhealthy_e2e::session::workspace_root;
-use kuberhealthy_e2e::{
-    Replica, TestCluster, TestContext, http, manifests, metrics, ports, wait_until,
-};
+use kuberhealthy_e2e::{Replica, TestCluster, TestContext, http, manifests, metrics, wait_until};
 use serde_json::Value;
 
 use crate::{TIMEOUT, cluster};
@@ -78,14 +76,12 @@ fn in_flight(spec: &Value) -> bool {
         && spec.get("runFinishedAt").is_none()
 }
 
-fn replica(ctx: &TestContext, name: &str, reporting_port: Option<u16>) -> Replica {
-    let port = ports::free_port().unwrap();
+fn replica(ctx: &TestContext, name: &str) -> Replica {
+    let addr = ctx.free_address().unwrap();
     let mut options = ctx.replica_options(name);
-    options.listen_port = Some(port);
+    options.listen_port = Some(addr.port());
     options.target_namespace = Some(ctx.namespace().to_string());
-    let reporting = reporting_port.unwrap_or(port);
-    options.external_reporting_url =
-        Some(format!("http://127.0.0.1:{reporting}/externalCheckStatus"));
+    options.external_reporting_url = Some(format!("http://{addr}/externalCheckStatus"));
     options.env.extend([
         (
             "KH_LEADER_ELECTION_NAME".to_string(),
@@ -152,8 +148,8 @@ fn error_of(response: &http::Response) -> String {
 async fn every_report_answer_has_its_status_and_reason() {
     let ctx = cluster().await.context("reports-answers").await.unwrap();
     install_crds(&ctx).await;
-    let kh = replica(&ctx, "kuberhealthy-0", None);
-    let port = kh.port();
+    let kh = replica(&ctx, "kuberhealthy-0");
+    let addr = kh.addr();
     ctx.apply_yaml(&sleeping_check("answers", "1h", "5m"))
         .await
         .unwrap();
@@ -237,7 +233,7 @@ async fn every_report_answer_has_its_status_and_reason() {
         ),
     ];
     for r in refusals {
-        let response = http::request(port, r.method, r.path, &r.headers, &r.body)
+        let response = http::request(addr, r.method, r.path, &r.headers, &r.body)
             .await
             .unwrap();
         assert_eq!(response.status, r.status, "{}: {:?}", r.what, response.body);
@@ -256,7 +252,7 @@ async fn every_report_answer_has_its_status_and_reason() {
 
     // Lower-case keys, no content type (as `curl -d` sends): recorded, 200 once persisted.
     let report = br#"{"ok": false, "errors": ["Error 1 here", "Error 2 here"]}"#;
-    let accepted = http::post(port, path, &with_uuid, report).await.unwrap();
+    let accepted = http::post(addr, path, &with_uuid, report).await.unwrap();
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     let recorded = khstates(ctx.client().await.unwrap(), ctx.namespace())
         .get("answers")
@@ -271,7 +267,7 @@ async fn every_report_answer_has_its_status_and_reason() {
     let version = recorded.metadata.resource_version.clone();
 
     // The same report again (a retry after a lost answer), on the v3 path: 200, counted once.
-    let again = http::post(port, "/check", &with_uuid, report)
+    let again = http::post(addr, "/check", &with_uuid, report)
         .await
         .unwrap();
     assert_eq!(again.status, 200, "{}", again.body);
@@ -289,7 +285,7 @@ async fn every_report_answer_has_its_status_and_reason() {
     );
 
     // A different result for the finished run: 410.
-    let different = http::post(port, path, &with_uuid, br#"{"OK": true}"#)
+    let different = http::post(addr, path, &with_uuid, br#"{"OK": true}"#)
         .await
         .unwrap();
     assert_eq!(different.status, 410, "{}", different.body);
@@ -304,7 +300,7 @@ async fn every_report_answer_has_its_status_and_reason() {
 async fn a_report_for_a_superseded_run_is_gone() {
     let ctx = cluster().await.context("reports-superseded").await.unwrap();
     install_crds(&ctx).await;
-    let kh = replica(&ctx, "kuberhealthy-0", None);
+    let kh = replica(&ctx, "kuberhealthy-0");
     // Runs time out after 2 s and a new one starts every 4 s.
     ctx.apply_yaml(&sleeping_check("superseded", "4s", "2s"))
         .await
@@ -316,7 +312,7 @@ async fn a_report_for_a_superseded_run_is_gone() {
     })
     .await;
     let response = http::post(
-        kh.port(),
+        kh.addr(),
         "/externalCheckStatus",
         &[("kh-run-uuid", &old)],
         br#"{"OK": true}"#,
@@ -335,7 +331,7 @@ async fn a_report_for_a_superseded_run_is_gone() {
 async fn summed(replicas: &[&Replica], name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut total = 0.0;
     for r in replicas {
-        let text = http::get(r.port(), "/metrics").await.unwrap().body;
+        let text = http::get(r.addr(), "/metrics").await.unwrap().body;
         total += metrics::sum(&metrics::parse(&text).unwrap(), name, labels);
     }
     total
@@ -346,7 +342,7 @@ async fn a_report_to_a_follower_is_on_every_status_page_within_a_second() {
     let ctx = cluster().await.context("reports-follower").await.unwrap();
     install_crds(&ctx).await;
     let replicas: Vec<Replica> = (0..3)
-        .map(|i| replica(&ctx, &format!("kuberhealthy-{i}"), None))
+        .map(|i| replica(&ctx, &format!("kuberhealthy-{i}")))
         .collect();
     ctx.apply_yaml(&sleeping_check("follower", "1h", "5m"))
         .await
@@ -358,7 +354,7 @@ async fn a_report_to_a_follower_is_on_every_status_page_within_a_second() {
 
     let report = br#"{"OK": true}"#;
     let answered = http::post(
-        follower.port(),
+        follower.addr(),
         "/externalCheckStatus",
         &[("kh-run-uuid", &uuid)],
         report,
@@ -373,7 +369,7 @@ async fn a_report_to_a_follower_is_on_every_status_page_within_a_second() {
         let mut all = true;
         for r in &replicas {
             let page: Value =
-                serde_json::from_str(&http::get(r.port(), "/json").await.unwrap().body).unwrap();
+                serde_json::from_str(&http::get(r.addr(), "/json").await.unwrap().body).unwrap();
             let check = &page["CheckDetails"][&key];
             all &= check["uuid"] == uuid.as_str()
                 && check["OK"] == true
@@ -401,7 +397,7 @@ async fn a_report_to_a_follower_is_on_every_status_page_within_a_second() {
         .find(|r| r.name() != follower.name())
         .unwrap();
     let resent = http::post(
-        other.port(),
+        other.addr(),
         "/externalCheckStatus",
         &[("kh-run-uuid", &uuid)],
         report,
@@ -460,16 +456,16 @@ async fn status_and_metrics_requests_cost_the_api_server_nothing() {
         .unwrap();
     let ctx = own.context("reports-cost").await.unwrap();
     install_crds(&ctx).await;
-    let kh = replica(&ctx, "kuberhealthy-0", None);
+    let kh = replica(&ctx, "kuberhealthy-0");
     ctx.apply_yaml(&sleeping_check("cost", "1h", "5m"))
         .await
         .unwrap();
     wait_until("the replica ready and leading", TIMEOUT, || async {
-        let ready = http::get(kh.port(), "/readyz")
+        let ready = http::get(kh.addr(), "/readyz")
             .await
             .map(|r| r.status == 200)
             .unwrap_or(false);
-        let page = http::get(kh.port(), "/json").await.ok();
+        let page = http::get(kh.addr(), "/json").await.ok();
         let leading =
             page.is_some_and(|p| p.body.contains("\"CurrentMaster\": \"kuberhealthy-0\""));
         Ok((ready && leading).then_some(()))
@@ -484,7 +480,7 @@ async fn status_and_metrics_requests_cost_the_api_server_nothing() {
     let before = non_lease_requests(&plane.apiserver_metrics().await.unwrap());
     for i in 0..1000 {
         let path = if i % 2 == 0 { "/json" } else { "/metrics" };
-        let response = http::get(kh.port(), path).await.unwrap();
+        let response = http::get(kh.addr(), path).await.unwrap();
         assert_eq!(response.status, 200, "{path}");
     }
     let after = non_lease_requests(&plane.apiserver_metrics().await.unwrap());

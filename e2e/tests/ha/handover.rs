@@ -201,8 +201,8 @@ async fn trial(ha: &mut Ha, signal: Signal) -> Result<Trial> {
     ha.runs.wait_for_run_by_term(&old, transitions).await?;
     let survivors: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
     let masters = MasterWatch::start(
-        survivors.iter().map(|&i| ha.port(i)).collect(),
-        (0..REPLICAS).map(|i| ha.port(i)).collect(),
+        survivors.iter().map(|&i| ha.addr(i)).collect(),
+        (0..REPLICAS).map(|i| ha.addr(i)).collect(),
         old.clone(),
         TIMEOUT,
     );
@@ -248,7 +248,7 @@ async fn trial(ha: &mut Ha, signal: Signal) -> Result<Trial> {
     let skew_ms = lags_ms.iter().copied().fold(f64::MIN, f64::max)
         - lags_ms.iter().copied().fold(f64::MAX, f64::min);
     for &i in &survivors {
-        let master = crate::observe::current_master(ha.port(i)).await?;
+        let master = crate::observe::current_master(ha.addr(i)).await?;
         ensure!(
             master.as_deref() == Some(new.as_str()),
             "{} shows CurrentMaster {master:?}, the Lease names {new}",

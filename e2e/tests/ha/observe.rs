@@ -2,6 +2,7 @@
 //! watches of its own (admin), the replicas through their status pages and metrics.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,8 +133,8 @@ impl Drop for RunLog {
 }
 
 /// `CurrentMaster` of a replica's status page (`None` when empty).
-pub async fn current_master(port: u16) -> Result<Option<String>> {
-    Ok(status_page(port).await?.current_master)
+pub async fn current_master(addr: SocketAddr) -> Result<Option<String>> {
+    Ok(status_page(addr).await?.current_master)
 }
 
 /// What the tests read from `GET /json`.
@@ -144,8 +145,8 @@ pub struct StatusPage {
     pub checks: Vec<String>,
 }
 
-pub async fn status_page(port: u16) -> Result<StatusPage> {
-    let response = http::get(port, "/json").await?;
+pub async fn status_page(addr: SocketAddr) -> Result<StatusPage> {
+    let response = http::get(addr, "/json").await?;
     if response.status != 200 {
         bail!("GET /json answered {}: {}", response.status, response.body);
     }
@@ -169,8 +170,8 @@ fn parse_status_page(body: &str) -> Result<StatusPage> {
 }
 
 /// Whether a replica's `/metrics` says `kuberhealthy_controller_leader 1`.
-pub async fn is_leader(port: u16) -> Result<bool> {
-    let response = http::get(port, "/metrics").await?;
+pub async fn is_leader(addr: SocketAddr) -> Result<bool> {
+    let response = http::get(addr, "/metrics").await?;
     if response.status != 200 {
         bail!("GET /metrics answered {}", response.status);
     }
@@ -201,42 +202,42 @@ pub struct MasterWatch {
 }
 
 impl MasterWatch {
-    /// Polls the status pages of `ports` until each has shown a `CurrentMaster` that is
+    /// Polls the status pages at `addrs` until each has shown a `CurrentMaster` that is
     /// neither empty nor `old`, or `timeout` passes; each first sighting is the instant the
-    /// answer arrived. Each round also reads the `/metrics` of every port in `all_ports`
+    /// answer arrived. Each round also reads the `/metrics` of every address in `all_addrs`
     /// (one that does not answer counts as not leading).
     pub fn start(
-        ports: Vec<u16>,
-        all_ports: Vec<u16>,
+        addrs: Vec<SocketAddr>,
+        all_addrs: Vec<SocketAddr>,
         old: String,
         timeout: Duration,
     ) -> MasterWatch {
         let task = tokio::spawn(async move {
             let deadline = Instant::now() + timeout;
             let mut seen = MasterSeen {
-                firsts: vec![None; ports.len()],
+                firsts: vec![None; addrs.len()],
                 metric_rounds: 0,
                 two_leaders: Vec::new(),
             };
             while seen.firsts.iter().any(Option::is_none) && Instant::now() < deadline {
                 let round = Instant::now();
-                for (i, port) in ports.iter().enumerate() {
+                for (i, addr) in addrs.iter().enumerate() {
                     if seen.firsts[i].is_some() {
                         continue;
                     }
-                    if let Ok(Some(master)) = current_master(*port).await
+                    if let Ok(Some(master)) = current_master(*addr).await
                         && master != old
                     {
                         seen.firsts[i] = Some(Instant::now());
                     }
                 }
-                let leaders = leading_ports(&all_ports).await;
+                let leaders = leading_addrs(&all_addrs).await;
                 if leaders.len() > 1 {
                     // A reading can straddle a handover by a few milliseconds: read again.
-                    let again = leading_ports(&leaders).await;
+                    let again = leading_addrs(&leaders).await;
                     if again.len() > 1 {
                         seen.two_leaders.push(format!(
-                            "ports {again:?} reported kuberhealthy_controller_leader 1 twice in a row"
+                            "replicas at {again:?} reported kuberhealthy_controller_leader 1 twice in a row"
                         ));
                     }
                 }
@@ -253,12 +254,12 @@ impl MasterWatch {
     }
 }
 
-/// The ports whose `/metrics` report `kuberhealthy_controller_leader 1`.
-async fn leading_ports(ports: &[u16]) -> Vec<u16> {
+/// The addresses whose `/metrics` report `kuberhealthy_controller_leader 1`.
+async fn leading_addrs(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
     let mut leading = Vec::new();
-    for &port in ports {
-        if is_leader(port).await.unwrap_or(false) {
-            leading.push(port);
+    for &addr in addrs {
+        if is_leader(addr).await.unwrap_or(false) {
+            leading.push(addr);
         }
     }
     leading

@@ -1,5 +1,5 @@
 //! The API server is stopped for 20 s (the scenario's one timed wait) and started again on
-//! the same port and etcd. The leader must step down once its renew deadline passes, every
+//! the same addr and etcd. The leader must step down once its renew deadline passes, every
 //! replica must keep serving `GET /json` from its cache meanwhile, and afterwards exactly
 //! one leader must be elected again, by the same three processes.
 //!
@@ -12,6 +12,7 @@
 //! outage no replica claims leadership; every status page answered 200 with every check, at
 //! least once a second.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -58,10 +59,10 @@ async fn the_leader_steps_down_in_an_api_server_outage_and_one_leader_returns() 
         .wait_for_runs_by(&leader_name, &checks, began)
         .await
         .expect("the leader running the checks");
-    let ports: Vec<u16> = (0..REPLICAS).map(|i| ha.port(i)).collect();
-    for &port in &ports {
+    let addrs: Vec<SocketAddr> = (0..REPLICAS).map(|i| ha.addr(i)).collect();
+    for &addr in &addrs {
         wait_until("every status page to show every check", TIMEOUT, || async {
-            let page = observe::status_page(port).await?;
+            let page = observe::status_page(addr).await?;
             Ok(check_keys
                 .iter()
                 .all(|k| page.checks.contains(k))
@@ -74,14 +75,14 @@ async fn the_leader_steps_down_in_an_api_server_outage_and_one_leader_returns() 
 
     // Every replica's status page, every 200 ms, until the API server is back.
     let stop_probing = CancellationToken::new();
-    let prober = tokio::spawn(probe_status_pages(ports.clone(), stop_probing.clone()));
+    let prober = tokio::spawn(probe_status_pages(addrs.clone(), stop_probing.clone()));
 
     // The leader's leadership metric, polled from before the stop until it reads 0.
-    let leader_port = ports[leader];
+    let leader_addr = addrs[leader];
     let step_down = tokio::spawn(async move {
         let begin = Instant::now();
         loop {
-            match observe::is_leader(leader_port).await {
+            match observe::is_leader(leader_addr).await {
                 Ok(false) => return Ok((Instant::now(), Timestamp::now())),
                 Ok(true) => {}
                 Err(err) => return Err(format!("reading the leader's /metrics: {err:#}")),
@@ -272,12 +273,12 @@ fn wall_ms(from: Timestamp, to: Timestamp) -> f64 {
 }
 
 /// Reads every replica's status page every [`PROBE_EVERY`] until `stop`.
-async fn probe_status_pages(ports: Vec<u16>, stop: CancellationToken) -> Vec<Probe> {
+async fn probe_status_pages(addrs: Vec<SocketAddr>, stop: CancellationToken) -> Vec<Probe> {
     let mut probes = Vec::new();
     while !stop.is_cancelled() {
         let round = Instant::now();
-        for (replica, &port) in ports.iter().enumerate() {
-            let page = observe::status_page(port)
+        for (replica, &addr) in addrs.iter().enumerate() {
+            let page = observe::status_page(addr)
                 .await
                 .map_err(|e| format!("{e:#}"));
             probes.push(Probe {

@@ -105,10 +105,10 @@ async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", ha.replica(0).log_tail(30)));
     let noticed_ms = ms(resumed.elapsed());
-    let port = ha.port(0);
+    let addr = ha.addr(0);
     wait_until("kh-0 to follow the new leader", TIMEOUT, || async {
-        let leading = observe::is_leader(port).await?;
-        let master = observe::current_master(port).await?;
+        let leading = observe::is_leader(addr).await?;
+        let master = observe::current_master(addr).await?;
         Ok((!leading && master.as_deref() == Some(new_leader.as_str())).then_some(()))
     })
     .await

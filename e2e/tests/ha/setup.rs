@@ -2,6 +2,7 @@
 //! RBAC, due checks, and three replicas acting as ServiceAccount `kuberhealthy`.
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +76,8 @@ spec:
 /// the logs if the test panicked), then the pod runner and the control plane.
 pub struct Ha {
     replicas: Vec<Replica>,
-    ports: Vec<u16>,
+    /// Where each replica listens (the pod network's host side), kept across restarts.
+    addrs: Vec<SocketAddr>,
     pub lease: LeaseLog,
     pub runs: RunLog,
     client: Client,
@@ -116,14 +118,15 @@ impl Ha {
         for i in 0..CHECKS {
             ctx.apply_yaml(&check_yaml(&check_name(i))).await?;
         }
-        let ports = (0..REPLICAS)
-            .map(|_| ports::free_port())
+        let host_ip = ctx.host_ip();
+        let addrs = (0..REPLICAS)
+            .map(|_| Ok(SocketAddr::from((host_ip, ports::free_port(host_ip)?))))
             .collect::<Result<Vec<_>>>()?;
         let lease = LeaseLog::start(client.clone(), &namespace, LEASE_NAME);
         let runs = RunLog::start(client.clone(), &namespace);
         Ok(Ha {
             replicas: Vec::new(),
-            ports,
+            addrs,
             lease,
             runs,
             client,
@@ -141,18 +144,19 @@ impl Ha {
             &name,
             self.ctx.namespace(),
             &self.kubeconfig,
+            self.ctx.host_ip(),
             self.ctx.log_dir(),
         );
         options.target_namespace = Some(self.ctx.namespace().to_string());
         // The same port across restarts, so a replica's reporting URL stays its own.
-        options.listen_port = Some(self.ports[index]);
+        options.listen_port = Some(self.addrs[index].port());
         let reporter = match self.reporting {
             Reporting::OwnReplica => index,
             Reporting::Replica(r) => r,
         };
         options.external_reporting_url = Some(format!(
-            "http://127.0.0.1:{}/externalCheckStatus",
-            self.ports[reporter]
+            "http://{}/externalCheckStatus",
+            self.addrs[reporter]
         ));
         options.env = vec![
             (
@@ -199,10 +203,10 @@ impl Ha {
     }
 
     async fn wait_ready(&mut self, index: usize) -> Result<()> {
-        let port = self.ports[index];
+        let addr = self.addrs[index];
         let what = format!("{} to be ready", replica_name(index));
         let ready = wait_until(&what, TIMEOUT, || async {
-            let response = kuberhealthy_e2e::http::get(port, "/readyz").await?;
+            let response = kuberhealthy_e2e::http::get(addr, "/readyz").await?;
             Ok((response.status == 200).then_some(()))
         })
         .await;
@@ -225,8 +229,8 @@ impl Ha {
         &mut self.replicas[index]
     }
 
-    pub fn port(&self, index: usize) -> u16 {
-        self.ports[index]
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.addrs[index]
     }
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
@@ -285,10 +289,10 @@ impl Ha {
             .index_of(&holder)
             .with_context(|| format!("the Lease names {holder:?}, not one of the replicas"))?;
         for i in 0..self.replicas.len() {
-            let port = self.ports[i];
-            let ready = kuberhealthy_e2e::http::get(port, "/readyz").await?;
+            let addr = self.addrs[i];
+            let ready = kuberhealthy_e2e::http::get(addr, "/readyz").await?;
             ensure!(ready.status == 200, "{} is not ready", replica_name(i));
-            let master = observe::current_master(port).await?;
+            let master = observe::current_master(addr).await?;
             ensure!(
                 master.as_deref() == Some(holder.as_str()),
                 "{} shows CurrentMaster {master:?}, the Lease names {holder:?}",
@@ -314,7 +318,7 @@ impl Ha {
     pub async fn leaders_by_metric(&self) -> Result<Vec<usize>> {
         let mut leaders = Vec::new();
         for i in 0..self.replicas.len() {
-            if observe::is_leader(self.ports[i]).await? {
+            if observe::is_leader(self.addrs[i]).await? {
                 leaders.push(i);
             }
         }

@@ -46,7 +46,7 @@ pub async fn run(plan: &Plan) -> Result<Section> {
     world.spawn(0, DEFAULT_LEASE, &env).await?;
     world.spawn(1, DEFAULT_LEASE, &env).await?;
     world.settle(n).await?;
-    let ports = [world.port_of(0), world.port_of(1)];
+    let addrs = [world.addr_of(0), world.addr_of(1)];
 
     let mut reported: HashSet<String> = HashSet::new();
     let (mut report_rates, mut patch_rates) = (Vec::new(), Vec::new());
@@ -79,18 +79,18 @@ pub async fn run(plan: &Plan) -> Result<Section> {
 
         // The reports, end to end.
         let uuids: Arc<Vec<String>> = Arc::new(runs.iter().map(|(_, u)| u.clone()).collect());
-        let per_port: Vec<Vec<usize>> = (0..2)
+        let per_replica: Vec<Vec<usize>> = (0..2)
             .map(|p| (0..n).filter(|i| i % 2 == p).collect())
             .collect();
         let mut results = Vec::new();
         let began = Instant::now();
         let mut tasks = Vec::new();
-        for (p, port) in ports.iter().enumerate() {
+        for (p, addr) in addrs.iter().enumerate() {
             let uuids = uuids.clone();
-            let mine = per_port[p].clone();
+            let mine = per_replica[p].clone();
             let count = mine.len();
             tasks.push(tokio::spawn(load::run_with(
-                *port,
+                *addr,
                 c / 2,
                 count,
                 world::TIMEOUT,

@@ -1,8 +1,9 @@
-//! A small HTTP/1.1 load loop of our own: `concurrency` keep-alive connections to
-//! 127.0.0.1, each sending the next request as soon as the previous answer is read, until
+//! A small HTTP/1.1 load loop of our own: `concurrency` keep-alive connections to a
+//! replica on the pod network's host side, each sending the next request as soon as the previous answer is read, until
 //! `max_requests` were sent or `time_cap` passed. Plain tokio sockets, so the client costs
 //! little of the two cores it shares with the server under test.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -66,11 +67,8 @@ impl Request {
         }
     }
 
-    fn encode(&self, port: u16) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n",
-            self.method, self.path
-        );
+    fn encode(&self, addr: SocketAddr) -> Vec<u8> {
+        let mut head = format!("{} {} HTTP/1.1\r\nHost: {addr}\r\n", self.method, self.path);
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -87,14 +85,14 @@ impl Request {
 /// GETs `path` with `concurrency` connections: at most `max_requests` in all, for at most
 /// `time_cap`. Any answer but 200 counts as an error.
 pub async fn run(
-    port: u16,
+    addr: SocketAddr,
     path: &str,
     concurrency: usize,
     max_requests: usize,
     time_cap: Duration,
 ) -> LoadResult {
     let request = Request::get(path);
-    run_with(port, concurrency, max_requests, time_cap, move |_| {
+    run_with(addr, concurrency, max_requests, time_cap, move |_| {
         request.clone()
     })
     .await
@@ -102,7 +100,7 @@ pub async fn run(
 
 /// Like [`run`], with request `n` (0-based, in the order they are sent) made by `make`.
 pub async fn run_with<F>(
-    port: u16,
+    addr: SocketAddr,
     concurrency: usize,
     max_requests: usize,
     time_cap: Duration,
@@ -133,11 +131,11 @@ where
                 if n >= max_requests {
                     break;
                 }
-                let wire = make(n).encode(port);
+                let wire = make(n).encode(addr);
                 let sent = Instant::now();
                 let outcome = tokio::time::timeout(
                     deadline.saturating_duration_since(sent) + Duration::from_secs(10),
-                    exchange(&mut conn, port, &wire),
+                    exchange(&mut conn, addr, &wire),
                 )
                 .await
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer in time")));
@@ -191,13 +189,13 @@ where
 /// Returns the status and the body length; drops the connection if the server closes it.
 async fn exchange(
     conn: &mut Option<BufReader<TcpStream>>,
-    port: u16,
+    addr: SocketAddr,
     wire: &[u8],
 ) -> Result<(u16, usize)> {
     if conn.is_none() {
-        let stream = TcpStream::connect(("127.0.0.1", port))
+        let stream = TcpStream::connect(addr)
             .await
-            .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+            .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         *conn = Some(BufReader::with_capacity(64 * 1024, stream));
     }
@@ -284,7 +282,7 @@ mod tests {
     #[tokio::test]
     async fn reads_sized_and_chunked_answers_on_one_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
             let mut socket = BufReader::new(socket);
@@ -309,7 +307,7 @@ mod tests {
                 n += 1;
             }
         });
-        let result = run(port, "/x", 1, 6, Duration::from_secs(10)).await;
+        let result = run(addr, "/x", 1, 6, Duration::from_secs(10)).await;
         assert_eq!(result.errors, 0, "{:?}", result.first_error);
         assert_eq!(result.latencies_ms.len(), 6);
         assert_eq!(result.bytes, 3 * 5 + 3 * 5);

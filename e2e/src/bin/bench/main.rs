@@ -1,5 +1,6 @@
-//! `make bench`: scenarios on a local control plane (etcd + kube-apiserver on 127.0.0.1,
-//! the pod runner playing the kubelet), each on a control plane of its own. Prints one
+//! `make bench`: scenarios on a local control plane (etcd + kube-apiserver, the pod runner
+//! playing the kubelet, pods and replicas on a pod network), each on a control plane of its
+//! own. Prints one
 //! table per scenario and writes every raw figure to `target/bench/bench.json`.
 //!
 //! Scenarios (`--only` takes their keys, comma-separated):

@@ -15,6 +15,7 @@
 //! no runner serves, its status set to Running) makes one replica the master, and a replica
 //! whose name is not the first such pod is a follower.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -289,11 +290,11 @@ impl Peer {
             world.create_idle_checks(0..n).await?;
             world.spawn(1)?;
             world.wait_listening(1).await?;
-            let port = world.ports[1];
+            let addr = world.addrs[1];
             // v2 GETs every khcheck for each status request, throttled by client-go to 5
             // requests per second: first see whether one request answers within the probe.
             for path in serving::PATHS {
-                let probe = crate::load::run(port, path, 1, 1, PROBE).await;
+                let probe = crate::load::run(addr, path, 1, 1, PROBE).await;
                 if probe.latencies_ms.is_empty() {
                     bail!(
                         "one GET {path} with {n} checks got no answer within {} s ({})",
@@ -305,7 +306,7 @@ impl Peer {
             let mut figures = Vec::new();
             for c in serving::CONCURRENCIES {
                 for path in serving::PATHS {
-                    let trials: Vec<LoadResult> = serving::measure(port, path, c, plan).await;
+                    let trials: Vec<LoadResult> = serving::measure(addr, path, c, plan).await;
                     figures.push((
                         path.to_string(),
                         c,
@@ -417,7 +418,8 @@ fn build_script(version: &str) -> Result<(PathBuf, PathBuf), String> {
 /// Field order is drop order.
 struct V2World {
     procs: Vec<Option<ProcessGroup>>,
-    ports: Vec<u16>,
+    /// Where each replica listens (the pod network's host side).
+    addrs: Vec<SocketAddr>,
     binary: PathBuf,
     home: PathBuf,
     kubeconfig: PathBuf,
@@ -481,7 +483,7 @@ impl V2World {
         std::fs::copy(&kubeconfig, home.join(".kube/config"))?;
         Ok(V2World {
             procs: Vec::new(),
-            ports: Vec::new(),
+            addrs: Vec::new(),
             binary: binary.clone(),
             home,
             kubeconfig,
@@ -532,18 +534,19 @@ impl V2World {
     }
 
     fn spawn(&mut self, index: usize) -> Result<()> {
-        while self.ports.len() <= index {
-            self.ports.push(ports::free_port()?);
+        let ip = self.ctx.host_ip();
+        while self.addrs.len() <= index {
+            self.addrs.push((ip, ports::free_port(ip)?).into());
             self.procs.push(None);
         }
-        let port = self.ports[index];
+        let addr = self.addrs[index];
         let name = Self::name(index);
         let config = self.ctx.log_dir().join(format!("{name}.yaml"));
         // The file is v2's config and a kubeconfig at once (see the module comment).
         let kubeconfig = std::fs::read_to_string(&self.kubeconfig)?;
         std::fs::write(
             &config,
-            format!("{kubeconfig}listenAddress: 127.0.0.1:{port}\nlogLevel: info\n"),
+            format!("{kubeconfig}listenAddress: {addr}\nlogLevel: info\n"),
         )?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("-c")
@@ -552,7 +555,7 @@ impl V2World {
             .env("POD_NAMESPACE", self.ctx.namespace())
             .env(
                 "KH_EXTERNAL_REPORTING_URL",
-                format!("http://127.0.0.1:{port}/externalCheckStatus"),
+                format!("http://{addr}/externalCheckStatus"),
             )
             .env("HOME", &self.home)
             .env_remove("KUBERNETES_SERVICE_HOST")
@@ -574,16 +577,11 @@ impl V2World {
 
     /// Waits until replica `index` accepts connections on its port.
     async fn wait_listening(&mut self, index: usize) -> Result<()> {
-        let port = self.ports[index];
+        let addr = self.addrs[index];
         let result = wait_until(
             &format!("{} to listen", Self::name(index)),
             TIMEOUT,
-            || async {
-                Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ()))
-            },
+            || async { Ok(tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())) },
         )
         .await;
         if let Err(err) = result {

@@ -4,6 +4,7 @@
 //! starts due in the minute after the leader is killed (SIGKILL, default Lease settings).
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -83,7 +84,7 @@ pub async fn run(plan: &Plan) -> Result<Section> {
     )
     .await?;
     let survivor = 1 - leader;
-    let metric = lateness_metric(world.port_of(survivor)).await.ok();
+    let metric = lateness_metric(world.addr_of(survivor)).await.ok();
 
     let mut steady = Vec::new();
     let mut after = Vec::new();
@@ -155,8 +156,8 @@ fn starts(state: &DynamicObject) -> Vec<Timestamp> {
 }
 
 /// `kuberhealthy_run_start_lateness_seconds` count and sum from a replica's `/metrics`.
-async fn lateness_metric(port: u16) -> Result<(f64, f64)> {
-    let response = http::get(port, "/metrics").await?;
+async fn lateness_metric(addr: SocketAddr) -> Result<(f64, f64)> {
+    let response = http::get(addr, "/metrics").await?;
     let samples = metrics::parse(&response.body)?;
     let count = metrics::sum(
         &samples,

@@ -1,6 +1,8 @@
 //! Scenario 2: `GET /json` and `GET /metrics` with many checks, on a follower and on the
 //! leader, at two concurrencies; the baseline is the same replica's trivial `/healthz`.
 
+use std::net::SocketAddr;
+
 use anyhow::Result;
 use serde_json::{Value, json};
 
@@ -20,7 +22,8 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     let mut section = Section::new("serving", "2. Status and metrics serving");
     section.setup.push(format!(
         "{n} checks (idle, interval 24h, each with a khstate), a leader and a follower (Lease {}); \
-         load from this process over 127.0.0.1: keep-alive HTTP/1.1 connections, each sending its \
+         load from this process to the replica's address on the pod network's host side (local \
+         to this machine, so the kernel's loopback path): keep-alive HTTP/1.1 connections, each sending its \
          next request when the answer is read; per trial at most {} requests or {} s; {} trials; \
          {WARM_UP} requests of warm-up per path; req/s is the median of the trials, latencies \
          pooled over the trials; baseline: GET /healthz of the same replica at the same concurrency",
@@ -39,14 +42,14 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
 
     let mut raw = serde_json::Map::new();
     for (role, index) in [("follower", follower), ("leader", leader)] {
-        let port = world.port_of(index);
+        let addr = world.addr_of(index);
         for c in CONCURRENCIES {
-            let baseline = measure(port, "/healthz", c, plan).await;
+            let baseline = measure(addr, "/healthz", c, plan).await;
             let baseline_rps = median(&baseline.iter().map(LoadResult::rps).collect::<Vec<_>>());
             raw.insert(format!("{role} /healthz c={c}"), trials_json(&baseline));
             for path in PATHS {
                 let before = apimetrics::snapshot(world.plane()).await?;
-                let trials = measure(port, path, c, plan).await;
+                let trials = measure(addr, path, c, plan).await;
                 let after = apimetrics::snapshot(world.plane()).await?;
                 // The Lease renewals and the pod runner's node heartbeats go on regardless, and
                 // a WATCH is counted when it ends (the API server's own informers re-watch).
@@ -128,11 +131,11 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
 }
 
 /// Warm-up, then `plan.serving_trials` bounded load runs.
-pub async fn measure(port: u16, path: &str, c: usize, plan: &Plan) -> Vec<LoadResult> {
-    load::run(port, path, c, WARM_UP, plan.serving_cap).await;
+pub async fn measure(addr: SocketAddr, path: &str, c: usize, plan: &Plan) -> Vec<LoadResult> {
+    load::run(addr, path, c, WARM_UP, plan.serving_cap).await;
     let mut trials = Vec::new();
     for _ in 0..plan.serving_trials {
-        trials.push(load::run(port, path, c, plan.serving_max_requests, plan.serving_cap).await);
+        trials.push(load::run(addr, path, c, plan.serving_max_requests, plan.serving_cap).await);
     }
     trials
 }

@@ -2,6 +2,7 @@
 //! namespace with the controller's RBAC, checks and their khstates created in bulk, and
 //! `kuberhealthy run` replicas acting as ServiceAccount `kuberhealthy`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -126,7 +127,8 @@ pub fn finished_state(name: &str, namespace: &str) -> Value {
 /// and the control plane.
 pub struct World {
     replicas: Vec<Option<Replica>>,
-    ports: Vec<u16>,
+    /// Where each replica listens (the pod network's host side), kept across restarts.
+    addrs: Vec<SocketAddr>,
     pub client: Client,
     kubeconfig: PathBuf,
     ctx: TestContext,
@@ -156,7 +158,7 @@ impl World {
         wait_for_grants(&kubeconfig, &namespace).await?;
         Ok(World {
             replicas: Vec::new(),
-            ports: Vec::new(),
+            addrs: Vec::new(),
             client,
             kubeconfig,
             ctx,
@@ -227,11 +229,12 @@ impl World {
         format!("kh-{index}")
     }
 
-    fn port(&mut self, index: usize) -> Result<u16> {
-        while self.ports.len() <= index {
-            self.ports.push(ports::free_port()?);
+    fn addr(&mut self, index: usize) -> Result<SocketAddr> {
+        let ip = self.ctx.host_ip();
+        while self.addrs.len() <= index {
+            self.addrs.push((ip, ports::free_port(ip)?).into());
         }
-        Ok(self.ports[index])
+        Ok(self.addrs[index])
     }
 
     /// Starts replica `index` (again) with `lease` timings and `env`, and waits until ready.
@@ -241,19 +244,19 @@ impl World {
         lease: LeaseTimings,
         env: &[(&str, &str)],
     ) -> Result<()> {
-        let port = self.port(index)?;
+        let addr = self.addr(index)?;
         let name = Self::replica_name(index);
         let mut options = ReplicaOptions::new(
             &name,
             self.namespace(),
             &self.kubeconfig,
+            self.ctx.host_ip(),
             self.ctx.log_dir(),
         );
         options.binary = Some(binaries::kuberhealthy()?);
         options.target_namespace = Some(self.namespace().to_string());
-        options.listen_port = Some(port);
-        options.external_reporting_url =
-            Some(format!("http://127.0.0.1:{port}/externalCheckStatus"));
+        options.listen_port = Some(addr.port());
+        options.external_reporting_url = Some(format!("http://{addr}/externalCheckStatus"));
         options.env = vec![
             (
                 "KH_LEADER_ELECTION_LEASE_DURATION".into(),
@@ -278,7 +281,7 @@ impl World {
         }
         self.replicas[index] = Some(replica);
         let ready = wait_until(&format!("{name} to be ready"), TIMEOUT, || async {
-            let response = http::get(port, "/readyz").await?;
+            let response = http::get(addr, "/readyz").await?;
             Ok((response.status == 200).then_some(()))
         })
         .await;
@@ -342,7 +345,7 @@ impl World {
                     return Ok(None);
                 };
                 for i in self.running() {
-                    let page = status_page(self.ports[i]).await?;
+                    let page = status_page(self.addrs[i]).await?;
                     if page["CurrentMaster"].as_str() != Some(holder.as_str()) {
                         return Ok(None);
                     }
@@ -357,8 +360,8 @@ impl World {
         .await
     }
 
-    pub fn port_of(&self, index: usize) -> u16 {
-        self.ports[index]
+    pub fn addr_of(&self, index: usize) -> SocketAddr {
+        self.addrs[index]
     }
 
     pub async fn list_states(&self) -> Result<Vec<DynamicObject>> {
@@ -369,8 +372,8 @@ impl World {
 }
 
 /// `GET /json` of a replica, parsed.
-pub async fn status_page(port: u16) -> Result<Value> {
-    let response = http::get(port, "/json").await?;
+pub async fn status_page(addr: SocketAddr) -> Result<Value> {
+    let response = http::get(addr, "/json").await?;
     ensure!(
         response.status == 200,
         "GET /json answered {}",

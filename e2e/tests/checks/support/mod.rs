@@ -17,7 +17,7 @@ use kube::api::DynamicObject;
 use kube::{Api, Client};
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
-    Replica, TestCluster, TestContext, binaries, http, kubeconfig, manifests, ports, wait_until,
+    Replica, TestCluster, TestContext, binaries, http, kubeconfig, manifests, wait_until,
 };
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -98,12 +98,11 @@ impl World {
         let account = kubeconfig::client(&kubeconfig_path).await?;
         kuberhealthy_e2e::accounts::wait_for_controller_grant(account, None, &ns, TIMEOUT).await?;
 
-        let port = ports::free_port()?;
+        let addr = ctx.free_address()?;
         let mut options = ctx.replica_options(REPLICA);
         options.kubeconfig = kubeconfig_path;
-        options.listen_port = Some(port);
-        options.external_reporting_url =
-            Some(format!("http://127.0.0.1:{port}/externalCheckStatus"));
+        options.listen_port = Some(addr.port());
+        options.external_reporting_url = Some(format!("http://{addr}/externalCheckStatus"));
         options.binary = Some(kuberhealthy.clone());
         options.env = vec![("KH_LOG_FORMAT".into(), "text".into())];
         let mut replica = Replica::spawn(options)?;
@@ -116,7 +115,7 @@ impl World {
                     replica.log_tail(40)
                 );
             }
-            if http::get(port, "/readyz")
+            if http::get(replica.addr(), "/readyz")
                 .await
                 .is_ok_and(|r| r.status == 200)
             {
@@ -202,6 +201,11 @@ impl CheckTest {
             .expect("creating the test's namespace");
         let client = ctx.client().await.expect("an admin client");
         CheckTest { world, ctx, client }
+    }
+
+    /// The pod network's host side, where servers that checker pods reach listen.
+    pub fn host_ip(&self) -> std::net::Ipv4Addr {
+        self.ctx.host_ip()
     }
 
     pub fn ns(&self) -> &str {
@@ -333,7 +337,7 @@ impl CheckTest {
     /// The status page of the replica for this test's namespace (`GET /json?namespace=`).
     pub async fn status_page(&self) -> Result<Value> {
         let path = format!("/json?namespace={}", self.ns());
-        let response = http::get(self.world.replica.port(), &path).await?;
+        let response = http::get(self.world.replica.addr(), &path).await?;
         if response.status != 200 {
             bail!("GET {path} answered {}: {}", response.status, response.body);
         }

@@ -1,8 +1,9 @@
-//! Local targets for the checks, on 127.0.0.1: an HTTP server answering scripted statuses
-//! and bodies and recording every request, TLS servers with certificates made by rcgen, and
-//! a TCP listener that counts connections.
+//! Local targets for the checks: an HTTP server answering scripted statuses and bodies and
+//! recording every request and a TCP listener that counts connections, on the pod network's
+//! host side where checker pods reach them, and TLS servers with certificates made by rcgen.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,10 +45,10 @@ pub struct Request {
     pub at: Instant,
 }
 
-/// An HTTP/1.1 server on 127.0.0.1 answering each path by its [`Route`] (404 elsewhere).
-/// It stops when dropped.
+/// An HTTP/1.1 server answering each path by its [`Route`] (404 elsewhere). It stops when
+/// dropped.
 pub struct HttpServer {
-    port: u16,
+    addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
     task: JoinHandle<()>,
 }
@@ -59,15 +60,16 @@ impl Drop for HttpServer {
 }
 
 impl HttpServer {
-    pub async fn start(routes: &[(&str, Route)]) -> HttpServer {
+    /// Listens on a free port of `ip` (the pod network's host side, for checker pods).
+    pub async fn start(ip: Ipv4Addr, routes: &[(&str, Route)]) -> HttpServer {
         let routes: Arc<BTreeMap<String, Route>> = Arc::new(
             routes
                 .iter()
                 .map(|(path, route)| (path.to_string(), route.clone()))
                 .collect(),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let sink = requests.clone();
         let task = tokio::spawn(async move {
@@ -79,15 +81,15 @@ impl HttpServer {
             }
         });
         HttpServer {
-            port,
+            addr,
             requests,
             task,
         }
     }
 
-    /// `http://127.0.0.1:<port><path>`
+    /// `http://<ip>:<port><path>`
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.addr)
     }
 
     /// The requests to `path` so far, in order.
@@ -179,9 +181,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A TCP listener on 127.0.0.1 that accepts and counts connections.
+/// A TCP listener that accepts and counts connections.
 pub struct TcpTarget {
-    pub port: u16,
+    pub addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -193,9 +195,10 @@ impl Drop for TcpTarget {
 }
 
 impl TcpTarget {
-    pub async fn start() -> TcpTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+    /// Listens on a free port of `ip`.
+    pub async fn start(ip: Ipv4Addr) -> TcpTarget {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         let task = tokio::spawn(async move {
@@ -204,7 +207,7 @@ impl TcpTarget {
             }
         });
         TcpTarget {
-            port,
+            addr,
             accepted,
             task,
         }
@@ -215,10 +218,10 @@ impl TcpTarget {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens (it was free a moment ago).
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// An address of `ip` where nothing listens (its port was free a moment ago).
+pub fn closed_address(ip: Ipv4Addr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    listener.local_addr().unwrap()
 }
 
 /// The first day a certificate is valid: far enough back for any clock.
@@ -320,7 +323,8 @@ impl Identity {
 }
 
 /// A TLS server on 127.0.0.1 presenting `identity`: it completes handshakes and closes,
-/// counting them. It stops when dropped.
+/// counting them. It stops when dropped. (Its checkers share the host's network, so that
+/// `localhost` names it; see `tls.rs`.)
 pub struct TlsServer {
     pub port: u16,
     handshakes: Arc<AtomicUsize>,

@@ -145,9 +145,13 @@ impl Scenario {
             }
             None => None,
         };
-        let proxy = ReportProxy::start(&ctx.log_dir().join("report-proxy.log")).await?;
+        let proxy = ReportProxy::start(
+            ctx.host_ip().into(),
+            &ctx.log_dir().join("report-proxy.log"),
+        )
+        .await?;
         let ports = (0..options.replicas)
-            .map(|_| kuberhealthy_e2e::ports::free_port())
+            .map(|_| kuberhealthy_e2e::ports::free_port(ctx.host_ip()))
             .collect::<Result<Vec<_>>>()?;
         proxy.set_backends(ports.clone());
         Ok(Scenario {
@@ -255,7 +259,6 @@ impl Scenario {
 
     /// Waits until replica `i` answers `/readyz` with 200 (its caches synced).
     pub async fn wait_ready(&mut self, i: usize) -> Result<()> {
-        let port = self.ports[i];
         let name = self.names[i].clone();
         let replica = self.replicas[i]
             .as_mut()
@@ -268,7 +271,7 @@ impl Scenario {
                     replica.log_tail(40)
                 );
             }
-            if http::get(port, "/readyz")
+            if http::get(replica.addr(), "/readyz")
                 .await
                 .is_ok_and(|r| r.status == 200)
             {
@@ -349,7 +352,7 @@ impl Scenario {
 
     /// `GET path` on replica `i`: the body of its 200 answer.
     pub async fn get(&self, i: usize, path: &str) -> Result<String> {
-        let response = http::get(self.ports[i], path).await?;
+        let response = http::get((self.ctx.host_ip(), self.ports[i]).into(), path).await?;
         if response.status != 200 {
             bail!(
                 "GET {path} on {} answered {}: {}",

@@ -1,10 +1,11 @@
-//! The report "Service": one address on 127.0.0.1 (every replica's
+//! The report "Service": one address on the pod network's host side (every replica's
 //! `KH_EXTERNAL_REPORTING_URL`) that forwards each connection to a live replica, rotating
 //! over them and skipping those that refuse, as a Kubernetes Service with several
 //! endpoints would. It records every exchange: the run UUID of the request and the status
 //! of the answer, so a test can prove no valid report was rejected.
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ pub struct Exchange {
 }
 
 struct Shared {
+    /// Where the replicas listen: this address, on the ports of `backends`.
+    ip: IpAddr,
     backends: Mutex<Vec<u16>>,
     exchanges: Mutex<Vec<Exchange>>,
     next: AtomicUsize,
@@ -39,7 +42,7 @@ struct Shared {
 }
 
 pub struct ReportProxy {
-    port: u16,
+    addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -51,11 +54,13 @@ impl Drop for ReportProxy {
 }
 
 impl ReportProxy {
-    /// Listens on a free port of 127.0.0.1; logs every exchange to `log`.
-    pub async fn start(log: &Path) -> Result<ReportProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
+    /// Listens on a free port of `ip`, where the replicas listen too; logs every exchange
+    /// to `log`.
+    pub async fn start(ip: IpAddr, log: &Path) -> Result<ReportProxy> {
+        let listener = TcpListener::bind((ip, 0)).await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            ip,
             backends: Mutex::new(Vec::new()),
             exchanges: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
@@ -71,12 +76,12 @@ impl ReportProxy {
                 });
             }
         });
-        Ok(ReportProxy { port, shared, task })
+        Ok(ReportProxy { addr, shared, task })
     }
 
-    /// `http://127.0.0.1:<port><path>`
+    /// `http://<ip>:<port><path>`
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.addr)
     }
 
     /// The replica ports to forward to.
@@ -122,7 +127,7 @@ async fn connect(shared: &Shared) -> Option<(u16, TcpStream)> {
     let start = shared.next.fetch_add(1, Ordering::Relaxed);
     for k in 0..ports.len() {
         let port = ports[(start + k) % ports.len()];
-        let attempt = TcpStream::connect(("127.0.0.1", port));
+        let attempt = TcpStream::connect((shared.ip, port));
         if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(1), attempt).await {
             return Some((port, stream));
         }
