@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// The base URL HealthChecks' checker pods report to (v3's variable); `/check` is appended.
     #[arg(long, env = "KH_CHECK_REPORT_URL")]
     pub check_report_url: Option<String>,
+    /// `true` or `false`: whether a report without a `kh-run-uuid` header is tied to the run
+    /// of the checker pod whose address it came from, as v2 did.
+    #[arg(long, env = "KH_IDENTIFY_REPORTS_BY_SOURCE_IP", value_name = "BOOL")]
+    pub identify_reports_by_source_ip: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -155,6 +159,8 @@ pub struct Settings {
     pub max_error_pod_count: u32,
     pub state_metadata: BTreeMap<String, String>,
     pub prom_metrics_config: PromMetricsConfig,
+    #[serde(rename = "identifyReportsBySourceIP")]
+    pub identify_reports_by_source_ip: bool,
     /// Things worth logging once logging is up: ignored v2 keys, raised minimums.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -181,6 +187,7 @@ const FILE_KEYS: &[&str] = &[
     "stateMetadata",
     "promMetricsConfig",
     "namespace",
+    "identifyReportsBySourceIP",
 ];
 const IGNORED_V2_KEYS: &[&str] = &[
     "enableForceMaster",
@@ -285,6 +292,15 @@ impl ConfigFile {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
             Some(other) => Err(self.error(key, format!("{other} is not a string"))),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.values.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => parse_bool(s).map(Some).map_err(|m| self.error(key, m)),
+            Some(other) => Err(self.error(key, format!("{other} is not true or false"))),
         }
     }
 
@@ -498,15 +514,9 @@ impl Settings {
             flag: "healthchecks",
             env: "KH_HEALTHCHECKS",
         };
-        let healthchecks = match args.healthchecks.as_deref().map(str::trim) {
-            None | Some("true") => true,
-            Some("false") => false,
-            Some(other) => {
-                return Err(flag_error(
-                    &healthchecks_origin,
-                    format!("{other:?} is not true or false"),
-                ));
-            }
+        let healthchecks = match &args.healthchecks {
+            Some(v) => parse_bool(v).map_err(|m| flag_error(&healthchecks_origin, m))?,
+            None => true,
         };
         let check_url_origin = Origin {
             flag: "check-report-url",
@@ -573,6 +583,15 @@ impl Settings {
         let max_error_pod_count = file.count("maxErrorPodCount")?.unwrap_or(4);
         let state_metadata = file.state_metadata()?;
         let prom_metrics_config = file.prom_metrics_config()?;
+        let source_ip_origin = Origin {
+            flag: "identify-reports-by-source-ip",
+            env: "KH_IDENTIFY_REPORTS_BY_SOURCE_IP",
+        };
+        // On by default: v2 found header-less reporters this way.
+        let identify_reports_by_source_ip = match &args.identify_reports_by_source_ip {
+            Some(v) => parse_bool(v).map_err(|m| flag_error(&source_ip_origin, m))?,
+            None => file.boolean("identifyReportsBySourceIP")?.unwrap_or(true),
+        };
 
         let in_use =
             |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("");
@@ -608,6 +627,7 @@ impl Settings {
             max_error_pod_count,
             state_metadata,
             prom_metrics_config,
+            identify_reports_by_source_ip,
             warnings,
         })
     }
@@ -745,6 +765,14 @@ fn parse_listen_address(value: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
 fn parse_log_level(value: &str) -> Result<LogLevel, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "trace" => Ok(LogLevel::Trace),
@@ -854,7 +882,32 @@ mod tests {
             ),
             ("15s".into(), "10s".into(), "2s".into())
         );
+        assert!(
+            s.identify_reports_by_source_ip,
+            "v2 found header-less reporters"
+        );
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn identification_by_source_ip_is_turned_off_by_flag_env_or_file() {
+        let off = resolve(&args(), "identifyReportsBySourceIP: false").unwrap();
+        assert!(!off.identify_reports_by_source_ip);
+        let quoted = resolve(&args(), "identifyReportsBySourceIP: \"False\"").unwrap();
+        assert!(!quoted.identify_reports_by_source_ip);
+        let mut a = args();
+        a.identify_reports_by_source_ip = Some("true".into());
+        let flag_wins = resolve(&a, "identifyReportsBySourceIP: false").unwrap();
+        assert!(flag_wins.identify_reports_by_source_ip);
+        a.identify_reports_by_source_ip = Some("no".into());
+        assert_eq!(
+            err(&a, ""),
+            "--identify-reports-by-source-ip / KH_IDENTIFY_REPORTS_BY_SOURCE_IP: identify-reports-by-source-ip: \"no\" is not true or false"
+        );
+        assert_eq!(
+            err(&args(), "identifyReportsBySourceIP: 1"),
+            "config file /etc/config/kuberhealthy.yaml: identifyReportsBySourceIP: 1 is not true or false"
+        );
     }
 
     #[test]

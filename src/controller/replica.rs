@@ -99,6 +99,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         healthchecks: HealthChecks::new(client.clone()),
         identity: settings.pod_name.as_str().into(),
         metrics: metrics.controller(),
+        identify_by_source_ip: settings.identify_reports_by_source_ip,
     });
 
     let run_now = run_now::router(RunNowContext {
@@ -116,8 +117,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .merge(reports)
     .merge(run_now);
     tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /metrics, /healthz and /readyz");
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // With each connection's peer address: reports without kh-run-uuid are found by it.
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });
 
     wait_for_signal().await;

@@ -54,6 +54,11 @@ impl NetworkId {
         self.address(1)
     }
 
+    /// A locally administered MAC of the bridge, the same for the network's whole life.
+    pub fn bridge_mac(self) -> String {
+        format!("02:6b:68:65:32:{:02x}", self.0)
+    }
+
     /// `10.213.<n>.<host>`
     pub fn address(self, host: u8) -> Ipv4Addr {
         Ipv4Addr::new(RANGE.0, RANGE.1, self.0, host)
@@ -176,10 +181,15 @@ impl PodNetwork {
             session::session_id(),
             std::process::id()
         );
+        // A bridge takes the lowest MAC of its ports unless given one: pods come and go, and
+        // the others would keep sending to the host's old MAC until their ARP entry expires.
         ip::batch(
             None,
             &[
-                format!("link add {bridge} type bridge"),
+                format!(
+                    "link add {bridge} address {} type bridge",
+                    self.id.bridge_mac()
+                ),
                 format!("addr add {}/{PREFIX_LEN} dev {bridge}", self.id.host_ip()),
                 format!("link set {bridge} alias \"{alias}\" up"),
             ],
@@ -302,6 +312,7 @@ mod tests {
         assert_eq!(id.subnet(), "10.213.7.0/24");
         assert_eq!(id.veth(254), "khe2e7p254");
         assert_eq!(id.netns(2), "khe2e7-2");
+        assert_eq!(id.bridge_mac(), "02:6b:68:65:32:07");
         assert!(
             NetworkId(255).veth(254).len() <= 15,
             "link names fit IFNAMSIZ"

@@ -1,20 +1,24 @@
 //! Report intake at `POST /externalCheckStatus` (v2) and `POST /check` (v3), on every
-//! replica: find the run by its UUID, refuse what cannot be recorded with a precise status
-//! and reason, and answer 200 only once the result is persisted in the run's record: the
-//! check's khstate, or the HealthCheck's status. Either path takes either kind of run.
+//! replica: find the run by its UUID (the `kh-run-uuid` header, else, as in v2, the checker
+//! pod whose address the report came from), refuse what cannot be recorded with a precise
+//! status and reason, and answer 200 only once the result is persisted in the run's record:
+//! the check's khstate, or the HealthCheck's status. Either path takes either kind of run.
 
+pub mod identify;
 pub mod judge;
 pub mod parse;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -22,6 +26,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use self::identify::{Identification, IdentifiedBy};
 use self::judge::Judgement;
 use self::parse::{MAX_BODY_BYTES, Report};
 use crate::api::names;
@@ -35,6 +40,9 @@ use crate::controller::store::{HealthChecks, States, WriteError};
 
 /// How many times a report re-reads and retries after a conflicting write.
 const WRITE_ATTEMPTS: usize = 5;
+/// How long a header-less report waits for a checker pod's address to reach the cache (a
+/// kubelet posts it shortly after the containers start, and the checker may be quicker).
+const ADDRESS_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct ReportContext {
@@ -45,6 +53,8 @@ pub struct ReportContext {
     /// This replica (`AuthoritativePod` of the results it writes).
     pub identity: Arc<str>,
     pub metrics: ControllerMetrics,
+    /// Whether a report without `kh-run-uuid` is tied to its run by its source address.
+    pub identify_by_source_ip: bool,
 }
 
 pub fn router(ctx: ReportContext) -> Router {
@@ -63,14 +73,17 @@ pub fn router(ctx: ReportContext) -> Router {
         .with_state(ctx)
 }
 
-/// Times and counts every answer.
+/// Times and counts every answer. The peer address is there when the server was started with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, as every replica's is.
 async fn receive(
     State(ctx): State<ReportContext>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = std::time::Instant::now();
-    let response = answer(&ctx, &headers, body).await;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let response = answer(&ctx, peer, &headers, body).await;
     ctx.metrics
         .report_handled(response.status().as_u16(), started.elapsed());
     response
@@ -78,6 +91,7 @@ async fn receive(
 
 async fn answer(
     ctx: &ReportContext,
+    peer: Option<IpAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -96,27 +110,29 @@ async fn answer(
             );
         }
     };
-    let Some(uuid) = headers
-        .get(names::HEADER_RUN_UUID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "missing the kh-run-uuid header: send the value of the checker's KH_RUN_UUID variable as the kh-run-uuid header",
-        );
-    };
-    if uuid.is_empty() {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "the kh-run-uuid header is empty: send the checker's KH_RUN_UUID",
-        );
-    }
     let report = match parse::parse(&body) {
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match record(ctx, uuid, &report).await {
+    // The header always wins; forwarded-for headers are not trusted.
+    let header = headers
+        .get(names::HEADER_RUN_UUID)
+        .map(|v| v.to_str().map(str::trim).unwrap_or_default());
+    let (uuid, by) = match header {
+        Some(uuid) if !uuid.is_empty() => (uuid.to_string(), IdentifiedBy::Header),
+        _ => {
+            let missing = if header.is_some() {
+                "the kh-run-uuid header is empty"
+            } else {
+                "missing the kh-run-uuid header"
+            };
+            match run_of_peer(ctx, peer, missing).await {
+                Ok(uuid) => (uuid, IdentifiedBy::SourceAddress),
+                Err(reason) => return json_error(StatusCode::BAD_REQUEST, reason),
+            }
+        }
+    };
+    match record(ctx, &uuid, by, &report).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(run = %uuid, error = %e, "could not persist a report");
@@ -128,25 +144,89 @@ async fn answer(
     }
 }
 
-/// Finds the record of run `uuid`: the cache first, then the run's pod (cache, then one
-/// list on the API server) and a fresh read of its record, for when the cache lags.
-async fn find_record(ctx: &ReportContext, uuid: &str) -> Result<Option<Record>, kube::Error> {
-    // The current run, or one the record remembers (a superseded run gets 410, not 400).
+/// The run of the checker pod whose address `peer` is, from the cache, waiting up to
+/// [`ADDRESS_WAIT`] while an unfinished checker pod has no address yet; else the reason of
+/// a 400, which starts with `missing` and names what to send.
+async fn run_of_peer(
+    ctx: &ReportContext,
+    peer: Option<IpAddr>,
+    missing: &str,
+) -> Result<String, String> {
+    let send = "send the value of the checker's KH_RUN_UUID variable as the kh-run-uuid header";
+    let refuse = |why: String| Err(format!("{missing}{why}: {send}"));
+    if !ctx.identify_by_source_ip {
+        return refuse(
+            ", and finding the run by the checker pod's address is turned off on this replica"
+                .into(),
+        );
+    }
+    let Some(peer) = peer.map(|ip| ip.to_canonical()) else {
+        return refuse(", and the address of the connection is unknown".into());
+    };
+    let in_flight = |uuid: &str| {
+        cached_record(ctx, uuid).is_some_and(|r| {
+            let run = r.run();
+            run.uuid == uuid && run.run_in_flight()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + ADDRESS_WAIT;
+    let mut changes = ctx.cache.changes();
+    loop {
+        changes.borrow_and_update();
+        match identify::by_address(&ctx.cache.pods.state(), peer, in_flight) {
+            Identification::Run { uuid, pod } => {
+                tracing::debug!(%peer, %pod, run = %uuid, "a report without kh-run-uuid came from this checker pod's address");
+                return Ok(uuid);
+            }
+            Identification::Ambiguous { pods } => {
+                tracing::info!(%peer, pods = ?pods, "refused a report without kh-run-uuid: several checker pods have its address");
+                return refuse(format!(
+                    ", and {} running checker pods have the address {peer} this report came from ({}; hostNetwork pods share their node's address), so which one sent it cannot be told",
+                    pods.len(),
+                    pods.join(", ")
+                ));
+            }
+            Identification::Unknown { pending } => {
+                let waited_out = !pending
+                    || tokio::time::timeout_at(deadline, changes.changed())
+                        .await
+                        .is_err();
+                if waited_out {
+                    tracing::info!(%peer, "refused a report without kh-run-uuid: no running checker pod has its address");
+                    return refuse(format!(
+                        ", and no running checker pod has the address {peer} this report came from (a proxy, sidecar or NAT in between would change it)"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The record of run `uuid` in the cache: the current run, or one the record remembers (a
+/// superseded run gets 410, not 400).
+fn cached_record(ctx: &ReportContext, uuid: &str) -> Option<Record> {
     if let Some(state) = ctx
         .cache
         .states
         .find(|s| s.spec.uuid == uuid || s.spec.history.iter().any(|h| h.uuid == uuid))
     {
-        return Ok(Some(Record::State(state)));
+        return Some(Record::State(state));
     }
-    if let Some(store) = &ctx.cache.healthchecks
-        && let Some(hc) = store.find(|h| {
+    let store = ctx.cache.healthchecks.as_ref()?;
+    store
+        .find(|h| {
             h.status
                 .as_ref()
                 .is_some_and(|s| s.current_uuid == uuid || s.run_uuid.as_deref() == Some(uuid))
         })
-    {
-        return Ok(Some(Record::Status(hc)));
+        .map(Record::Status)
+}
+
+/// Finds the record of run `uuid`: the cache first, then the run's pod (cache, then one
+/// list on the API server) and a fresh read of its record, for when the cache lags.
+async fn find_record(ctx: &ReportContext, uuid: &str) -> Result<Option<Record>, kube::Error> {
+    if let Some(record) = cached_record(ctx, uuid) {
+        return Ok(Some(record));
     }
     let from_cache = ctx
         .cache
@@ -250,7 +330,12 @@ async fn reread(ctx: &ReportContext, record: &Record) -> Result<Option<Record>, 
     })
 }
 
-async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Response, kube::Error> {
+async fn record(
+    ctx: &ReportContext,
+    uuid: &str,
+    by: IdentifiedBy,
+    report: &Report,
+) -> Result<Response, kube::Error> {
     let Some(mut record) = find_record(ctx, uuid).await? else {
         return Ok(json_error(
             StatusCode::BAD_REQUEST,
@@ -273,14 +358,14 @@ async fn record(ctx: &ReportContext, uuid: &str, report: &Report) -> Result<Resp
         match judge::judge(&key, &record.run(), uuid, report, now) {
             Judgement::Gone(reason) => return Ok(json_error(StatusCode::GONE, reason)),
             Judgement::Duplicate => {
-                tracing::info!(check = %key, run = %uuid, "the same report was sent again; already recorded");
+                tracing::info!(check = %key, run = %uuid, identified_by = by.as_str(), "the same report was sent again; already recorded");
                 return Ok(accepted(&key, uuid));
             }
             Judgement::Record => {}
         }
         match write(ctx, &record, report, now).await {
             Ok(()) => {
-                tracing::info!(check = %key, run = %uuid, ok = report.ok, errors = ?report.errors, "recorded a report");
+                tracing::info!(check = %key, run = %uuid, identified_by = by.as_str(), ok = report.ok, errors = ?report.errors, "recorded a report");
                 let outcome = if report.ok {
                     RunOutcome::Succeeded
                 } else {
