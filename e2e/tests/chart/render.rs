@@ -1443,6 +1443,8 @@ async fn the_rendered_config_and_env_are_accepted_by_the_controller() {
             "config.maxCompletedPodCount=9",
             "--set",
             "config.stateMetadata.cluster=prod-1",
+            "--set",
+            "config.identifyReportsBySourceIP=false",
         ]),
     )
     .await
@@ -1489,6 +1491,7 @@ async fn the_rendered_config_and_env_are_accepted_by_the_controller() {
         ("/lease/leaseDuration", json!("15s")),
         ("/maxCompletedPodCount", json!(9)),
         ("/stateMetadata", json!({"cluster": "prod-1"})),
+        ("/identifyReportsBySourceIP", json!(false)),
     ];
     for (pointer, value) in expect {
         assert_eq!(
