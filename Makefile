@@ -84,6 +84,7 @@ control-plane:
 # the suite started is still alive afterwards.
 e2e: control-plane
 	bash e2e/tools/install-prometheus.sh
+	bash e2e/tools/install-tools.sh
 	$(CARGO) build --workspace --bins
 	@session=make-e2e-$$(date +%s%N); \
 	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \
@@ -95,6 +96,7 @@ e2e: control-plane
 # (Kuberhealthy v3, else v2) is built from the Go module proxy by e2e/tools/build-peer.sh.
 # BENCH_ARGS="--quick" for development, "--only footprint,serving" for some scenarios.
 bench: control-plane
+	bash e2e/tools/install-tools.sh
 	$(CARGO) build --release --bin kuberhealthy
 	$(CARGO) build --release -p kuberhealthy-e2e --bins
 	@session=make-bench-$$(date +%s%N); \
@@ -105,6 +107,7 @@ bench: control-plane
 
 # A local cluster with example checks and three replicas, until Ctrl-C (see e2e/README.md).
 run: control-plane
+	bash e2e/tools/install-tools.sh
 	$(CARGO) build --workspace --bins
 	$(dir $(KH))local-cluster
 

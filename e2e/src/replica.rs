@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::process::ProcessGroup;
-use crate::{binaries, ports};
+use crate::{binaries, http, ports};
 
 /// How to start one replica.
 #[derive(Clone, Debug)]
@@ -162,5 +162,35 @@ impl Replica {
 
     pub async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         self.process.wait_exit(timeout).await
+    }
+
+    /// Waits until `GET /readyz` answers 200 (its caches are synced), failing at once with
+    /// the tail of its log if it exits.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit()? {
+                bail!(
+                    "{} exited ({}) before it was ready; last lines of its log:\n{}",
+                    self.name,
+                    ProcessGroup::describe_exit(status),
+                    self.log_tail(40)
+                );
+            }
+            if http::get(self.addr, "/readyz")
+                .await
+                .is_ok_and(|r| r.status == 200)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "{} was not ready after {timeout:?}; last lines of its log:\n{}",
+                    self.name,
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

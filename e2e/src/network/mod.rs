@@ -234,6 +234,26 @@ fn try_claim(id: NetworkId) -> Result<Option<File>> {
     }
 }
 
+/// The links and network namespaces of network `id` that exist now, by name.
+pub fn objects(id: NetworkId) -> Result<Vec<String>> {
+    let mut names: Vec<String> = ip::link_names()?
+        .into_iter()
+        .filter(|name| id.owns_link(name))
+        .collect();
+    names.extend(
+        ip::netns_names()
+            .into_iter()
+            .filter(|name| id.pod_of_netns(name).is_some()),
+    );
+    Ok(names)
+}
+
+/// The first line of network `id`'s claim lock: `<session> <pid>` of its last owner.
+pub fn last_owner(id: NetworkId) -> Option<String> {
+    let text = std::fs::read_to_string(id.lock_path()).ok()?;
+    text.lines().next().map(str::to_string)
+}
+
 /// Removes every link and namespace of network `id` (whatever of them exists). Also run by
 /// the exit hook for networks of clusters that live in a `static`.
 pub(crate) fn remove(id: NetworkId) {

@@ -6,6 +6,7 @@ mod crds;
 mod examples;
 mod harness;
 mod metrics;
+mod pod_network;
 mod pod_runner;
 mod rbac;
 mod reports;

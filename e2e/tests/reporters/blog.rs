@@ -1,0 +1,87 @@
+//! The blog post's check, whose run ends with a curl that sends no `kh-run-uuid` header: the
+//! example `make run` installs, as committed, turns OK, and a failing variant is recorded
+//! with its error.
+
+use kuberhealthy_e2e::manifests;
+use kuberhealthy_e2e::session::workspace_root;
+use serde_json::{Value, json};
+
+use crate::Scene;
+
+/// The end of the post's `run.sh`, verbatim.
+const BLOG_CURL: &str = "curl --location --request POST $KH_REPORTING_URL \\
+--header 'Content-Type: application/json' \\
+--data-raw '{ \"OK\": true }'";
+
+/// `e2e/examples/blog-curl-check.yaml`, which `make run` installs, as JSON.
+fn blog_example() -> Value {
+    let path = workspace_root().join("e2e/examples/blog-curl-check.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let check = manifests::parse(&text).unwrap().remove(0);
+    let value = serde_json::to_value(&check).unwrap();
+    let script = value["spec"]["podSpec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        script.contains(BLOG_CURL),
+        "{} runs the post's curl as the post writes it:\n{script}",
+        path.display()
+    );
+    value
+}
+
+#[tokio::test]
+async fn the_blog_posts_curl_without_the_header_is_recorded() {
+    let scene = Scene::start("reporters-blog", &[]).await;
+    let check = blog_example();
+    let name = check["metadata"]["name"].as_str().unwrap().to_string();
+    scene.apply(&check).await;
+
+    let spec = scene.finished_run(&name).await;
+    let pod = spec["runPod"].as_str().unwrap();
+    let log = scene.ctx.container_log(pod, "main");
+    assert_eq!(spec["OK"], true, "{spec:#}\nchecker output:\n{log}");
+    assert_eq!(spec["Errors"], json!([]), "{spec:#}");
+    assert!(
+        log.contains("recorded the report of run"),
+        "curl printed the replica's answer:\n{log}"
+    );
+    let uuid = spec["uuid"].as_str().unwrap();
+    assert_eq!(scene.identified_by(uuid).await, "source address");
+    let ip = scene.pod_ip(pod).await;
+    assert_ne!(
+        ip,
+        scene.ctx.host_ip().to_string(),
+        "the checker ran in a network of its own"
+    );
+    println!("blog curl from {pod} ({ip}): recorded OK");
+}
+
+#[tokio::test]
+async fn the_blog_posts_curl_reporting_a_failure_is_recorded_with_its_error() {
+    let scene = Scene::start("reporters-blog-failing", &[]).await;
+    let mut check = blog_example();
+    let error = "bayes gear run task exited with code 1";
+    check["metadata"]["name"] = json!("openbayes-gear-check-failing");
+    let args = &mut check["spec"]["podSpec"]["containers"][0]["args"][0];
+    let failing = args.as_str().unwrap().replace(
+        "'{ \"OK\": true }'",
+        &format!("'{{ \"OK\": false, \"Errors\": [\"{error}\"] }}'"),
+    );
+    *args = json!(failing);
+    scene.apply(&check).await;
+
+    let spec = scene.finished_run("openbayes-gear-check-failing").await;
+    let pod = spec["runPod"].as_str().unwrap();
+    assert_eq!(
+        spec["OK"],
+        false,
+        "{spec:#}\nchecker output:\n{}",
+        scene.ctx.container_log(pod, "main")
+    );
+    assert_eq!(spec["Errors"], json!([error]), "{spec:#}");
+    assert_eq!(
+        scene.identified_by(spec["uuid"].as_str().unwrap()).await,
+        "source address"
+    );
+}
