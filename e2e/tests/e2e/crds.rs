@@ -187,7 +187,8 @@ async fn make_run_examples_apply_with_strict_validation() {
             "example-fail",
             "example-healthcheck-fail",
             "example-healthcheck-pass",
-            "example-pass"
+            "example-pass",
+            "openbayes-gear-check"
         ]
     );
 }
