@@ -44,13 +44,21 @@ network_leftovers() {
   done
 }
 
-# Children killed by PR_SET_PDEATHSIG take a moment to go.
+# Runs `$1`, a function that prints what is left, until it prints nothing or 5 s have passed,
+# and leaves its last output in `left`: what is killed by PR_SET_PDEATHSIG, and a pod runner
+# removing its pods' namespaces as it stops, take a moment to go. (No subshell around the
+# loop: `leftovers` tells itself apart from this script's processes by their pids.)
+settle() {
+  for _ in $(seq 50); do
+    left=$("$1")
+    [ -z "$left" ] && return 0
+    sleep 0.1
+  done
+}
+
 status=0
-for _ in $(seq 50); do
-  found=$(leftovers)
-  [ -z "$found" ] && break
-  sleep 0.1
-done
+settle leftovers
+found=$left
 if [ -z "$found" ]; then
   echo "e2e: no process of session $session survived"
 else
@@ -62,12 +70,8 @@ else
   status=1
 fi
 
-# A pod runner removes its pods' namespaces as it stops; give the last ones a moment too.
-for _ in $(seq 50); do
-  objects=$(network_leftovers)
-  [ -z "$objects" ] && break
-  sleep 0.1
-done
+settle network_leftovers
+objects=$left
 if [ -z "$objects" ]; then
   echo "e2e: nothing of the pod networks of session $session survived"
 else

@@ -14,11 +14,12 @@ use tokio::sync::OnceCell;
 use crate::accounts::{self, ApiEndpoint};
 use crate::control_plane::ControlPlane;
 use crate::logs::{self, LogSource};
-use crate::manifests;
 use crate::network::NetworkId;
 use crate::pod_runner::{self, DEFAULT_NODE_NAME};
 use crate::process::ProcessGroup;
 use crate::replica::ReplicaOptions;
+use crate::wait::wait_until;
+use crate::{manifests, resources};
 
 /// A control plane plus a pod runner process. Dropping it stops both.
 pub struct TestCluster {
@@ -231,6 +232,33 @@ impl TestContext {
     /// Applies YAML as admin; namespaced objects without a namespace land in this test's.
     pub async fn apply_yaml(&self, yaml: &str) -> Result<Vec<DynamicObject>> {
         manifests::apply_yaml(&self.client().await?, yaml, Some(&self.namespace)).await
+    }
+
+    /// The spec of this namespace's khstate `name` once `ready` holds for it (`what` says
+    /// what is awaited, for the time-out's message).
+    pub async fn khstate_spec_when(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client().await?,
+            &self.namespace,
+            &resources::khstates(),
+        );
+        wait_until(&format!("khstate {name}: {what}"), timeout, || {
+            let api = api.clone();
+            let ready = &ready;
+            async move {
+                let state = api.get_opt(name).await?;
+                Ok(state
+                    .map(|s| s.data["spec"].clone())
+                    .filter(|spec| ready(spec)))
+            }
+        })
+        .await
     }
 
     /// Where the pod runner writes a container's output in this namespace.

@@ -302,18 +302,8 @@ impl<'a> Lifecycle<'a> {
     async fn fail_network(&mut self, err: anyhow::Error) -> Result<()> {
         let message = format!("the e2e pod runner could not create the pod's network: {err:#}");
         tracing::warn!(pod = %self.key, "{message}");
-        for record in self
-            .view
-            .init_containers
-            .iter_mut()
-            .chain(self.view.containers.iter_mut())
-        {
-            record.set_terminated_with_reason(128, "StartError", Some(now()), None);
-        }
-        self.view.phase = "Failed";
-        self.view.reason = Some("PodSandboxFailed".into());
-        self.view.message = Some(message);
-        self.write_status().await
+        self.fail_before_start("PodSandboxFailed", message, None)
+            .await
     }
 
     async fn run_init_container(
@@ -465,17 +455,29 @@ impl<'a> Lifecycle<'a> {
              command + args, so every container needs a command"
         );
         tracing::info!(pod = %self.key, "{message}");
+        self.fail_before_start("ContainerCommandMissing", message, Some(container))
+            .await
+    }
+
+    /// Fails the pod before any container started: every container terminated with
+    /// `StartError` (`culprit`'s with the message too), the pod `Failed` with `reason`.
+    async fn fail_before_start(
+        &mut self,
+        reason: &str,
+        message: String,
+        culprit: Option<&str>,
+    ) -> Result<()> {
         for record in self
             .view
             .init_containers
             .iter_mut()
             .chain(self.view.containers.iter_mut())
         {
-            let text = (record.name == container).then(|| message.clone());
+            let text = (Some(record.name.as_str()) == culprit).then(|| message.clone());
             record.set_terminated_with_reason(128, "StartError", Some(now()), text);
         }
         self.view.phase = "Failed";
-        self.view.reason = Some("ContainerCommandMissing".into());
+        self.view.reason = Some(reason.into());
         self.view.message = Some(message);
         self.write_status().await
     }

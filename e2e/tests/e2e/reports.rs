@@ -55,19 +55,9 @@ async fn state_when(
     what: &str,
     ready: impl Fn(&Value) -> bool,
 ) -> Value {
-    let api = khstates(ctx.client().await.unwrap(), ctx.namespace());
-    wait_until(what, TIMEOUT, || {
-        let api = api.clone();
-        let ready = &ready;
-        async move {
-            let state = api.get_opt(name).await?;
-            Ok(state
-                .map(|s| s.data["spec"].clone())
-                .filter(|spec| ready(spec)))
-        }
-    })
-    .await
-    .unwrap()
+    ctx.khstate_spec_when(name, what, TIMEOUT, ready)
+        .await
+        .unwrap()
 }
 
 fn in_flight(spec: &Value) -> bool {

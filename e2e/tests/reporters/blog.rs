@@ -37,24 +37,20 @@ async fn the_blog_posts_curl_without_the_header_is_recorded() {
     let name = check["metadata"]["name"].as_str().unwrap().to_string();
     scene.apply(&check).await;
 
-    let spec = scene.finished_run(&name).await;
-    let pod = spec["runPod"].as_str().unwrap();
-    let log = scene.ctx.container_log(pod, "main");
-    assert_eq!(spec["OK"], true, "{spec:#}\nchecker output:\n{log}");
-    assert_eq!(spec["Errors"], json!([]), "{spec:#}");
+    let run = scene.recorded_by_address(&name).await;
+    assert_eq!(
+        (&run.spec["OK"], &run.spec["Errors"]),
+        (&json!(true), &json!([])),
+        "{:#}\nchecker output:\n{}",
+        run.spec,
+        run.output
+    );
     assert!(
-        log.contains("recorded the report of run"),
-        "curl printed the replica's answer:\n{log}"
+        run.output.contains("recorded the report of run"),
+        "curl printed the replica's answer:\n{}",
+        run.output
     );
-    let uuid = spec["uuid"].as_str().unwrap();
-    assert_eq!(scene.identified_by(uuid).await, "source address");
-    let ip = scene.pod_ip(pod).await;
-    assert_ne!(
-        ip,
-        scene.ctx.host_ip().to_string(),
-        "the checker ran in a network of its own"
-    );
-    println!("blog curl from {pod} ({ip}): recorded OK");
+    println!("blog curl from {}: recorded OK", run.pod_ip);
 }
 
 #[tokio::test]
@@ -71,17 +67,14 @@ async fn the_blog_posts_curl_reporting_a_failure_is_recorded_with_its_error() {
     *args = json!(failing);
     scene.apply(&check).await;
 
-    let spec = scene.finished_run("openbayes-gear-check-failing").await;
-    let pod = spec["runPod"].as_str().unwrap();
+    let run = scene
+        .recorded_by_address("openbayes-gear-check-failing")
+        .await;
     assert_eq!(
-        spec["OK"],
-        false,
-        "{spec:#}\nchecker output:\n{}",
-        scene.ctx.container_log(pod, "main")
-    );
-    assert_eq!(spec["Errors"], json!([error]), "{spec:#}");
-    assert_eq!(
-        scene.identified_by(spec["uuid"].as_str().unwrap()).await,
-        "source address"
+        (&run.spec["OK"], &run.spec["Errors"]),
+        (&json!(false), &json!([error])),
+        "{:#}\nchecker output:\n{}",
+        run.spec,
+        run.output
     );
 }

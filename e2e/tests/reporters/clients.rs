@@ -43,20 +43,16 @@ async fn a_python_checker_with_urllib_and_no_header_is_recorded() {
     scene
         .apply(&check("python", &["python3", "-c", PYTHON_CHECKER]))
         .await;
-    let spec = scene.finished_run("python").await;
-    let pod = spec["runPod"].as_str().unwrap();
-    let output = scene.ctx.container_log(pod, "main");
+    let run = scene.recorded_by_address("python").await;
     assert_eq!(
-        (&spec["OK"], &spec["Errors"]),
+        (&run.spec["OK"], &run.spec["Errors"]),
         (&json!(false), &json!(["disk /data is 97% full"])),
-        "{spec:#}\nchecker output:\n{output}"
+        "{:#}\nchecker output:\n{}",
+        run.spec,
+        run.output
     );
-    assert!(output.starts_with("200 "), "{output}");
-    assert_eq!(
-        scene.identified_by(spec["uuid"].as_str().unwrap()).await,
-        "source address"
-    );
-    println!("{version}: recorded from {}", scene.pod_ip(pod).await);
+    assert!(run.output.starts_with("200 "), "{}", run.output);
+    println!("{version}: recorded from {}", run.pod_ip);
 }
 
 const NODE_CHECKER: &str = r#"
@@ -78,18 +74,14 @@ async fn a_node_checker_with_fetch_and_no_header_is_recorded() {
     scene
         .apply(&check("node", &["node", "-e", NODE_CHECKER]))
         .await;
-    let spec = scene.finished_run("node").await;
-    let pod = spec["runPod"].as_str().unwrap();
-    let output = scene.ctx.container_log(pod, "main");
+    let run = scene.recorded_by_address("node").await;
     assert_eq!(
-        (&spec["OK"], &spec["Errors"]),
+        (&run.spec["OK"], &run.spec["Errors"]),
         (&json!(true), &json!([])),
-        "{spec:#}\nchecker output:\n{output}"
+        "{:#}\nchecker output:\n{}",
+        run.spec,
+        run.output
     );
-    assert!(output.contains("200 "), "{output}");
-    assert_eq!(
-        scene.identified_by(spec["uuid"].as_str().unwrap()).await,
-        "source address"
-    );
-    println!("node {version}: recorded from {}", scene.pod_ip(pod).await);
+    assert!(run.output.contains("200 "), "{}", run.output);
+    println!("node {version}: recorded from {}", run.pod_ip);
 }

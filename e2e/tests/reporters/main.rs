@@ -16,8 +16,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::DynamicObject;
-use kuberhealthy_e2e::resources::khstates;
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{Replica, TestCluster, TestContext, http, manifests, wait_until};
 use serde_json::{Value, json};
@@ -91,23 +89,10 @@ impl Scene {
         what: &str,
         ready: impl Fn(&Value) -> bool,
     ) -> Value {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.ctx.client().await.unwrap(),
-            self.ctx.namespace(),
-            &khstates(),
-        );
-        wait_until(&format!("{name}: {what}"), TIMEOUT, || {
-            let api = api.clone();
-            let ready = &ready;
-            async move {
-                let state = api.get_opt(name).await?;
-                Ok(state
-                    .map(|s| s.data["spec"].clone())
-                    .filter(|spec| ready(spec)))
-            }
-        })
-        .await
-        .unwrap()
+        self.ctx
+            .khstate_spec_when(name, what, TIMEOUT, ready)
+            .await
+            .unwrap()
     }
 
     /// The spec of check `name`'s khstate once its first run has finished.
@@ -166,6 +151,31 @@ impl Scene {
         .unwrap()
     }
 
+    /// The first run of check `name`, once finished, which must have been recorded from its
+    /// checker pod's address.
+    pub async fn recorded_by_address(&self, name: &str) -> Recorded {
+        let spec = self.finished_run(name).await;
+        let pod = spec["runPod"].as_str().unwrap().to_string();
+        let output = self.ctx.container_log(&pod, "main");
+        let uuid = spec["uuid"].as_str().unwrap();
+        assert_eq!(
+            self.identified_by(uuid).await,
+            "source address",
+            "{spec:#}\nchecker output:\n{output}"
+        );
+        let pod_ip = self.pod_ip(&pod).await;
+        assert_ne!(
+            pod_ip,
+            self.ctx.host_ip().to_string(),
+            "the checker ran in a network of its own"
+        );
+        Recorded {
+            spec,
+            output,
+            pod_ip,
+        }
+    }
+
     /// A checker pod's address, from its status.
     pub async fn pod_ip(&self, pod: &str) -> String {
         let pods: Api<k8s_openapi::api::core::v1::Pod> =
@@ -177,6 +187,15 @@ impl Scene {
             .and_then(|s| s.pod_ip)
             .unwrap_or_else(|| panic!("pod {pod} has no podIP"))
     }
+}
+
+/// A run recorded from its checker pod's address.
+pub struct Recorded {
+    /// The khstate's spec.
+    pub spec: Value,
+    /// What the checker printed.
+    pub output: String,
+    pub pod_ip: String,
 }
 
 /// A check whose one container runs `command` (the pod runner runs it as a local process).

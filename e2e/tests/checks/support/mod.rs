@@ -107,28 +107,7 @@ impl World {
         options.env = vec![("KH_LOG_FORMAT".into(), "text".into())];
         let mut replica = Replica::spawn(options)?;
 
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = replica.try_exit()? {
-                bail!(
-                    "{REPLICA} exited ({status}) before it was ready; last lines of its log:\n{}",
-                    replica.log_tail(40)
-                );
-            }
-            if http::get(replica.addr(), "/readyz")
-                .await
-                .is_ok_and(|r| r.status == 200)
-            {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "{REPLICA} was not ready after {TIMEOUT:?}; last lines of its log:\n{}",
-                    replica.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        replica.wait_ready(TIMEOUT).await?;
         let leases: Api<Lease> = Api::namespaced(admin, &ns);
         wait_until(&format!("{REPLICA} to hold the Lease"), TIMEOUT, || async {
             let holder = leases

@@ -259,32 +259,11 @@ impl Scenario {
 
     /// Waits until replica `i` answers `/readyz` with 200 (its caches synced).
     pub async fn wait_ready(&mut self, i: usize) -> Result<()> {
-        let name = self.names[i].clone();
+        let name = &self.names[i];
         let replica = self.replicas[i]
             .as_mut()
             .ok_or_else(|| anyhow!("{name} is not running"))?;
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = replica.try_exit()? {
-                bail!(
-                    "{name} exited ({status}) before it was ready; last lines of its log:\n{}",
-                    replica.log_tail(40)
-                );
-            }
-            if http::get(replica.addr(), "/readyz")
-                .await
-                .is_ok_and(|r| r.status == 200)
-            {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "{name} was not ready after {TIMEOUT:?}; last lines of its log:\n{}",
-                    replica.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        replica.wait_ready(TIMEOUT).await
     }
 
     /// Sends `signal` to replica `i` and waits for it to exit.
