@@ -38,13 +38,7 @@ async fn the_blog_posts_curl_without_the_header_is_recorded() {
     scene.apply(&check).await;
 
     let run = scene.recorded_by_address(&name).await;
-    assert_eq!(
-        (&run.spec["OK"], &run.spec["Errors"]),
-        (&json!(true), &json!([])),
-        "{:#}\nchecker output:\n{}",
-        run.spec,
-        run.output
-    );
+    run.assert_result(true, &[]);
     assert!(
         run.output.contains("recorded the report of run"),
         "curl printed the replica's answer:\n{}",
@@ -70,11 +64,5 @@ async fn the_blog_posts_curl_reporting_a_failure_is_recorded_with_its_error() {
     let run = scene
         .recorded_by_address("openbayes-gear-check-failing")
         .await;
-    assert_eq!(
-        (&run.spec["OK"], &run.spec["Errors"]),
-        (&json!(false), &json!([error])),
-        "{:#}\nchecker output:\n{}",
-        run.spec,
-        run.output
-    );
+    run.assert_result(false, &[error]);
 }

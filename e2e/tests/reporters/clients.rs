@@ -4,8 +4,6 @@
 
 use std::process::Command;
 
-use serde_json::json;
-
 use crate::{Scene, check};
 
 /// Fails the test with what to install when `program --version` does not run.
@@ -44,13 +42,7 @@ async fn a_python_checker_with_urllib_and_no_header_is_recorded() {
         .apply(&check("python", &["python3", "-c", PYTHON_CHECKER]))
         .await;
     let run = scene.recorded_by_address("python").await;
-    assert_eq!(
-        (&run.spec["OK"], &run.spec["Errors"]),
-        (&json!(false), &json!(["disk /data is 97% full"])),
-        "{:#}\nchecker output:\n{}",
-        run.spec,
-        run.output
-    );
+    run.assert_result(false, &["disk /data is 97% full"]);
     assert!(run.output.starts_with("200 "), "{}", run.output);
     println!("{version}: recorded from {}", run.pod_ip);
 }
@@ -75,13 +67,7 @@ async fn a_node_checker_with_fetch_and_no_header_is_recorded() {
         .apply(&check("node", &["node", "-e", NODE_CHECKER]))
         .await;
     let run = scene.recorded_by_address("node").await;
-    assert_eq!(
-        (&run.spec["OK"], &run.spec["Errors"]),
-        (&json!(true), &json!([])),
-        "{:#}\nchecker output:\n{}",
-        run.spec,
-        run.output
-    );
+    run.assert_result(true, &[]);
     assert!(run.output.contains("200 "), "{}", run.output);
     println!("node {version}: recorded from {}", run.pod_ip);
 }

@@ -198,6 +198,19 @@ pub struct Recorded {
     pub pod_ip: String,
 }
 
+impl Recorded {
+    /// The run's recorded result is `ok` with `errors`.
+    pub fn assert_result(&self, ok: bool, errors: &[&str]) {
+        assert_eq!(
+            (&self.spec["OK"], &self.spec["Errors"]),
+            (&json!(ok), &json!(errors)),
+            "{:#}\nchecker output:\n{}",
+            self.spec,
+            self.output
+        );
+    }
+}
+
 /// A check whose one container runs `command` (the pod runner runs it as a local process).
 pub fn check(name: &str, command: &[&str]) -> Value {
     json!({
