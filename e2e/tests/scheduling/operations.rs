@@ -222,10 +222,10 @@ async fn api_run_needs_a_token_allowed_to_update_the_check() {
         .unwrap();
     let first = nth_start(&recorder, "gated", 0).await;
     finished(&recorder, "gated", &first.uuid).await;
-    let port = scenario.port(0);
+    let addr = scenario.addr(0);
     let path = format!("/api/run?namespace={ns}&healthcheck=gated");
 
-    let anonymous = http::post(port, &path, &[], b"").await.unwrap();
+    let anonymous = http::post(addr, &path, &[], b"").await.unwrap();
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert!(
         anonymous.body.contains("Authorization: Bearer"),
@@ -233,7 +233,7 @@ async fn api_run_needs_a_token_allowed_to_update_the_check() {
         anonymous.body
     );
 
-    let bogus = http::post(port, &path, &[("Authorization", "Bearer not-a-token")], b"")
+    let bogus = http::post(addr, &path, &[("Authorization", "Bearer not-a-token")], b"")
         .await
         .unwrap();
     assert_eq!(bogus.status, 401, "{}", bogus.body);
@@ -241,7 +241,7 @@ async fn api_run_needs_a_token_allowed_to_update_the_check() {
     let endpoint = scenario.ctx.endpoint();
     let viewer = endpoint.service_account_token(&ns, "viewer").await.unwrap();
     let bearer = format!("Bearer {viewer}");
-    let refused = http::post(port, &path, &[("Authorization", &bearer)], b"")
+    let refused = http::post(addr, &path, &[("Authorization", &bearer)], b"")
         .await
         .unwrap();
     assert_eq!(refused.status, 403, "{}", refused.body);
@@ -282,7 +282,7 @@ subjects:
     // The authorizer reads RBAC from its own watch cache: 403 until the grant applies.
     let asked = Timestamp::now();
     let accepted = wait_until("/api/run to accept the operator", TIMEOUT, || async {
-        let r = http::post(port, &path, &[("Authorization", &bearer)], b"").await?;
+        let r = http::post(addr, &path, &[("Authorization", &bearer)], b"").await?;
         Ok(match r.status {
             202 => Some(r),
             403 => None,
@@ -305,7 +305,7 @@ subjects:
         "a replica's cache to show the run in flight",
         TIMEOUT,
         || async {
-            let r = http::post(port, &path, &[("Authorization", &bearer)], b"").await?;
+            let r = http::post(addr, &path, &[("Authorization", &bearer)], b"").await?;
             Ok((r.status == 409).then_some(r))
         },
     )
@@ -314,7 +314,7 @@ subjects:
     assert!(busy.body.contains("has a run in flight"), "{}", busy.body);
 
     let missing = http::post(
-        port,
+        addr,
         &format!("/api/run?namespace={ns}&healthcheck=ghost"),
         &[("Authorization", &bearer)],
         b"",
@@ -430,7 +430,7 @@ async fn a_failing_dependency_turns_its_dependents_failure_into_blocked_by() {
             &format!("replica {i}'s metrics to mark app blocked"),
             TIMEOUT,
             || async {
-                let body = http::get(scenario.port(i), "/metrics").await?.body;
+                let body = http::get(scenario.addr(i), "/metrics").await?.body;
                 Ok(body.contains(&blocked).then_some(body))
             },
         )

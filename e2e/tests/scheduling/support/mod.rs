@@ -204,9 +204,9 @@ impl Scenario {
         self.replicas.len()
     }
 
-    /// The HTTP port of replica `i`.
-    pub fn port(&self, i: usize) -> u16 {
-        self.ports[i]
+    /// The HTTP address of replica `i` (on the pod network's host side).
+    pub fn addr(&self, i: usize) -> std::net::SocketAddr {
+        (self.ctx.host_ip(), self.ports[i]).into()
     }
 
     pub fn name_of(&self, i: usize) -> &str {
@@ -331,7 +331,7 @@ impl Scenario {
 
     /// `GET path` on replica `i`: the body of its 200 answer.
     pub async fn get(&self, i: usize, path: &str) -> Result<String> {
-        let response = http::get((self.ctx.host_ip(), self.ports[i]).into(), path).await?;
+        let response = http::get(self.addr(i), path).await?;
         if response.status != 200 {
             bail!(
                 "GET {path} on {} answered {}: {}",
