@@ -15,7 +15,9 @@ mod refusals;
 use std::path::Path;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::runtime::wait::await_condition;
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{Replica, TestCluster, TestContext, http, manifests, wait_until};
 use serde_json::{Value, json};
@@ -156,6 +158,7 @@ impl Scene {
     pub async fn recorded_by_address(&self, name: &str) -> Recorded {
         let spec = self.finished_run(name).await;
         let pod = spec["runPod"].as_str().unwrap().to_string();
+        let exited = self.exited_pod(&pod).await;
         let output = self.ctx.container_log(&pod, "main");
         let uuid = spec["uuid"].as_str().unwrap();
         assert_eq!(
@@ -163,7 +166,10 @@ impl Scene {
             "source address",
             "{spec:#}\nchecker output:\n{output}"
         );
-        let pod_ip = self.pod_ip(&pod).await;
+        let pod_ip = exited
+            .status
+            .and_then(|s| s.pod_ip)
+            .unwrap_or_else(|| panic!("pod {pod} has no podIP"));
         assert_ne!(
             pod_ip,
             self.ctx.host_ip().to_string(),
@@ -176,16 +182,19 @@ impl Scene {
         }
     }
 
-    /// A checker pod's address, from its status.
-    pub async fn pod_ip(&self, pod: &str) -> String {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+    /// Checker pod `pod` once its containers have exited, so that its output is complete.
+    pub async fn exited_pod(&self, pod: &str) -> Pod {
+        let pods: Api<Pod> =
             Api::namespaced(self.ctx.client().await.unwrap(), self.ctx.namespace());
-        pods.get(pod)
+        let exited = |p: Option<&Pod>| {
+            p.and_then(|p| p.status.as_ref()?.phase.as_deref())
+                .is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+        };
+        tokio::time::timeout(TIMEOUT, await_condition(pods, pod, exited))
             .await
+            .unwrap_or_else(|_| panic!("checker pod {pod} did not exit in time"))
             .unwrap()
-            .status
-            .and_then(|s| s.pod_ip)
-            .unwrap_or_else(|| panic!("pod {pod} has no podIP"))
+            .unwrap_or_else(|| panic!("checker pod {pod} was deleted"))
     }
 }
 
