@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use kuberhealthy_e2e::audit::{self, AuditEvent};
@@ -203,22 +203,7 @@ impl Ha {
     }
 
     async fn wait_ready(&mut self, index: usize) -> Result<()> {
-        let addr = self.addrs[index];
-        let what = format!("{} to be ready", replica_name(index));
-        let ready = wait_until(&what, TIMEOUT, || async {
-            let response = kuberhealthy_e2e::http::get(addr, "/readyz").await?;
-            Ok((response.status == 200).then_some(()))
-        })
-        .await;
-        if let Err(err) = ready {
-            let replica = &mut self.replicas[index];
-            let exit = replica.try_exit()?;
-            bail!(
-                "{err:#} (exited: {exit:?}); last lines of its log:\n{}",
-                replica.log_tail(40)
-            );
-        }
-        Ok(())
+        self.replicas[index].wait_ready(TIMEOUT).await
     }
 
     pub fn replica(&self, index: usize) -> &Replica {

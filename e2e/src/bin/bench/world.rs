@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{ApiResource, DynamicObject, PostParams};
@@ -279,20 +279,10 @@ impl World {
         while self.replicas.len() <= index {
             self.replicas.push(None);
         }
-        self.replicas[index] = Some(replica);
-        let ready = wait_until(&format!("{name} to be ready"), TIMEOUT, || async {
-            let response = http::get(addr, "/readyz").await?;
-            Ok((response.status == 200).then_some(()))
-        })
-        .await;
-        if let Err(err) = ready {
-            let tail = self
-                .replica(index)
-                .map(|r| r.log_tail(30))
-                .unwrap_or_default();
-            bail!("{err:#}; last lines of its log:\n{tail}");
-        }
-        Ok(())
+        self.replicas[index]
+            .insert(replica)
+            .wait_ready(TIMEOUT)
+            .await
     }
 
     pub fn replica(&self, index: usize) -> Result<&Replica> {
