@@ -6,17 +6,17 @@
 //! SIGKILLed instead, `PR_SET_PDEATHSIG` still kills the children, see `process`, and the
 //! next harness to claim a pod network removes the dead one's, see `network`.)
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use crate::network::{self, NetworkId};
-
 /// Process group ids, with whether the group gets SIGTERM and a moment before SIGKILL.
 static GROUPS: Mutex<BTreeMap<i32, bool>> = Mutex::new(BTreeMap::new());
 static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-static NETWORKS: Mutex<BTreeSet<NetworkId>> = Mutex::new(BTreeSet::new());
+/// What else to undo at exit, by a name its owner unregisters it with (a pod network).
+type Undo = Box<dyn FnOnce() + Send>;
+static LAST: Mutex<BTreeMap<String, Undo>> = Mutex::new(BTreeMap::new());
 static INSTALL: Once = Once::new();
 
 fn install() {
@@ -54,19 +54,16 @@ pub(crate) fn unregister_dir(dir: &std::path::Path) {
         .retain(|d| d != dir);
 }
 
-pub(crate) fn register_network(id: NetworkId) {
+/// Runs `undo` at exit, after the processes are gone, unless `unregister_last(name)` first.
+pub(crate) fn register_last(name: String, undo: impl FnOnce() + Send + 'static) {
     install();
-    NETWORKS
-        .lock()
+    LAST.lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id);
+        .insert(name, Box::new(undo));
 }
 
-pub(crate) fn unregister_network(id: NetworkId) {
-    NETWORKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+pub(crate) fn unregister_last(name: &str) {
+    LAST.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
 }
 
 fn signal(pgid: i32, signal: libc::c_int) {
@@ -111,9 +108,9 @@ extern "C" fn run_at_exit() {
         }
     }
     // After the processes: the pod runner removes its pods' namespaces as it stops.
-    if let Ok(networks) = NETWORKS.try_lock() {
-        for id in networks.iter() {
-            network::remove(*id);
+    if let Ok(mut last) = LAST.try_lock() {
+        for (_, undo) in std::mem::take(&mut *last) {
+            undo();
         }
     }
 }

@@ -17,3 +17,9 @@ pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};
 pub use healthcheck::{HealthCheck, HealthCheckSpec, HealthCheckStatus};
 pub use job::{JobPhase, KuberhealthyJob, KuberhealthyJobSpec};
 pub use state::{KuberhealthyState, KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
+
+/// `namespace/name`: how checks, jobs and states are keyed on the status page, in metrics
+/// and in the controller.
+pub fn key_of(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}

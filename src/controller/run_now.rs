@@ -124,7 +124,7 @@ async fn request_run(
             );
         }
     }
-    let key = format!("{namespace}/{name}");
+    let key = crate::api::key_of(namespace, name);
     let Some(check) = ctx
         .cache
         .checks

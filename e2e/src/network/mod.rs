@@ -45,6 +45,11 @@ pub const PREFIX_LEN: u8 = 24;
 pub const POD_HOSTS: std::ops::RangeInclusive<u8> = 2..=254;
 
 impl NetworkId {
+    /// Its name among what `cleanup` undoes at exit.
+    fn cleanup_name(self) -> String {
+        format!("pod network {}", self.bridge())
+    }
+
     pub fn bridge(self) -> String {
         format!("{NAME_PREFIX}{}", self.0)
     }
@@ -160,7 +165,7 @@ impl PodNetwork {
             lock.set_len(0)?;
             writeln!(lock, "{} {}", session::session_id(), std::process::id())
                 .with_context(|| format!("writing {}", id.lock_path().display()))?;
-            cleanup::register_network(id);
+            cleanup::register_last(id.cleanup_name(), move || remove(id));
             let network = PodNetwork { id, _lock: lock };
             network.create_bridge()?;
             tracing::info!(bridge = %id.bridge(), subnet = %id.subnet(), "pod network ready");
@@ -211,7 +216,7 @@ impl PodNetwork {
 impl Drop for PodNetwork {
     fn drop(&mut self) {
         remove(self.id);
-        cleanup::unregister_network(self.id);
+        cleanup::unregister_last(&self.id.cleanup_name());
     }
 }
 

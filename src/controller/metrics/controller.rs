@@ -58,7 +58,7 @@ pub struct ControllerMetrics {
 
 fn run_attributes(namespace: &str, name: &str) -> [KeyValue; 2] {
     [
-        KeyValue::new("check", format!("{namespace}/{name}")),
+        KeyValue::new("check", crate::api::key_of(namespace, name)),
         KeyValue::new("namespace", namespace.to_string()),
     ]
 }

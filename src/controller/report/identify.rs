@@ -90,7 +90,7 @@ pub fn by_address(
 }
 
 fn key(pod: &Pod) -> String {
-    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+    crate::api::key_of(&pod.namespace().unwrap_or_default(), &pod.name_any())
 }
 
 fn finished(pod: &Pod) -> bool {

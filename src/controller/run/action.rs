@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use super::record::Record;
+use crate::api::key_of;
 use crate::api::{
     HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload,
 };
@@ -133,11 +134,6 @@ pub struct PodTemplate<'a> {
     /// A HealthCheck's `podSpec.metadata`.
     pub labels: Option<&'a BTreeMap<String, String>>,
     pub annotations: Option<&'a BTreeMap<String, String>>,
-}
-
-/// `namespace/name`.
-pub fn key_of(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
 }
 
 /// Why a run ended without a report.

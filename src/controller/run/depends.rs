@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use super::action::key_of;
 use crate::api::KuberhealthyCheck;
+use crate::api::key_of;
 use crate::api::validate::SpecError;
 
 /// Every check's dependencies, resolved, and the spec errors they cause.

@@ -17,12 +17,13 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, ResourceExt};
 
-use super::action::{Action, Ending, Owner, key_of};
+use super::action::{Action, Ending, Owner};
 use super::healthcheck;
 use super::plan::Change;
 use super::pod::{self, Generation, PodRequest};
 use super::record::Record;
 use super::transition::{self, RunStart};
+use crate::api::key_of;
 use crate::api::time::add;
 use crate::api::{
     HealthCheck, HealthCheckStatus, JobPhase, KuberhealthyCheck, KuberhealthyJob,

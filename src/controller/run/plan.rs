@@ -34,7 +34,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::action::{Action, Ending, Owner, key_of};
+use super::action::{Action, Ending, Owner};
 use super::depends::Dependencies;
 use super::healthcheck;
 use super::pod::{self as checker_pod, PodOwner};
@@ -43,6 +43,7 @@ use super::record::Record;
 use super::schedule::{self, NextStart};
 use super::verdict::{self, Verdict};
 use crate::api::cadence::Cadence;
+use crate::api::key_of;
 use crate::api::time::add;
 use crate::api::validate::describe_invalid_as;
 use crate::api::{

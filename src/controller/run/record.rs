@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use super::action::key_of;
 use super::healthcheck;
+use crate::api::key_of;
 use crate::api::{HealthCheck, KuberhealthyState, KuberhealthyStateSpec};
 
 #[derive(Debug, Clone)]

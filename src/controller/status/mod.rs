@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::api::cadence::Cadence;
 use crate::api::check::CheckTiming;
+use crate::api::key_of;
 use crate::api::time::add;
 use crate::api::validate::{SpecError, describe_invalid_as};
 use crate::api::{
@@ -141,10 +142,6 @@ pub fn parse_namespace_filter(value: Option<&str>) -> BTreeSet<String> {
         .collect()
 }
 
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
 fn details_from_state(state: &KuberhealthyState) -> WorkloadDetails {
     details_from_run(&state.spec, &state.namespace().unwrap_or_default())
 }
@@ -258,7 +255,7 @@ fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
                 .map(|s| details_from_run(s, &namespace))
                 .unwrap_or_else(|| WorkloadDetails::failing(namespace.clone(), vec![], false));
             details.ok = false;
-            details.errors = describe_invalid_as(&key(&namespace, &name), what, &errors);
+            details.errors = describe_invalid_as(&key_of(&namespace, &name), what, &errors);
             return Some(details);
         }
     };
@@ -355,7 +352,7 @@ pub(crate) fn details_of_healthcheck(hc: &HealthCheck, now: Timestamp) -> Option
 /// The key of a HealthCheck on the page: `namespace/name`, or `namespace/name (HealthCheck)`
 /// when a KuberhealthyCheck has that key.
 pub fn healthcheck_key(namespace: &str, name: &str, check_keys: &BTreeSet<String>) -> String {
-    let k = key(namespace, name);
+    let k = key_of(namespace, name);
     if check_keys.contains(&k) {
         format!("{k} (HealthCheck)")
     } else {
@@ -419,7 +416,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         .iter()
         .map(|s| {
             (
-                key(&s.namespace().unwrap_or_default(), &s.name_any()),
+                key_of(&s.namespace().unwrap_or_default(), &s.name_any()),
                 s.as_ref(),
             )
         })
@@ -429,7 +426,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     let dependencies = Dependencies::resolve(snapshot.checks);
     let mut check_details = BTreeMap::new();
     for check in snapshot.checks {
-        let k = key(&check.namespace().unwrap_or_default(), &check.name_any());
+        let k = key_of(&check.namespace().unwrap_or_default(), &check.name_any());
         let state = states.get(&k).copied();
         let subject = Subject::of_check(check, state, dependencies.errors(&k));
         if let Some(details) = details_of(subject, snapshot.now) {
@@ -441,7 +438,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     let check_keys: BTreeSet<String> = snapshot
         .checks
         .iter()
-        .map(|c| key(&c.namespace().unwrap_or_default(), &c.name_any()))
+        .map(|c| key_of(&c.namespace().unwrap_or_default(), &c.name_any()))
         .collect();
     for hc in snapshot.healthchecks {
         let ns = hc.namespace().unwrap_or_default();
@@ -457,7 +454,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     let job_keys: BTreeSet<String> = snapshot
         .jobs
         .iter()
-        .map(|j| key(&j.namespace().unwrap_or_default(), &j.name_any()))
+        .map(|j| key_of(&j.namespace().unwrap_or_default(), &j.name_any()))
         .collect();
     for (k, state) in &states {
         let is_job = job_keys.contains(k) || state.spec.workload == Some(Workload::Job);
