@@ -3,17 +3,19 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use k8s_openapi::jiff::Timestamp;
+use kube::Api;
 use kube::api::DynamicObject;
+use kuberhealthy_e2e::wait_until;
 use serde_json::json;
 
 use crate::Plan;
 use crate::apimetrics::{self, Requests};
-use crate::footprint::ratio;
-use crate::peer::Peer;
-use crate::report::{Row, Section, f1, f2};
-use crate::world::{self, DEFAULT_LEASE, REPORT_OK, World, check, check_name};
+
+use crate::peer::{Peer, V2World};
+use crate::report::{Row, Section, f1, f2, ratio};
+use crate::world::{self, DEFAULT_LEASE, REPORT_OK, TIMEOUT, World, check, check_name};
 
 pub const RUN_INTERVAL: &str = "10s";
 const RUN_TIMEOUT: &str = "30s";
@@ -85,7 +87,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         wait_for_history(&world, 2).await?;
         measure_runs(&world, plan.apicost_window).await?
     };
-    let theirs = peer.apicost(plan).await;
+    let theirs = peer_cost(peer, plan).await;
 
     let runs = ours.pods_created;
     let (total, by_verb) = ours.per_run(runs);
@@ -146,7 +148,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     };
     let secs = plan.apicost_idle_window.as_secs_f64();
     let idle_rate = idle.total() / secs;
-    let theirs_idle = peer.idle_requests(plan).await;
+    let theirs_idle = peer.idle_requests().await;
     let mut row = Row::new(
         format!(
             "idle, {} checks: requests per second (leader + follower)",
@@ -238,6 +240,69 @@ pub async fn measure_runs(world: &World, window: Duration) -> Result<RunCost> {
     Ok(RunCost {
         requests,
         completed_runs: completed,
+        pods_created,
+        window,
+    })
+}
+/// The peer's requests per run: a master and a follower, the same checks as ours.
+pub async fn peer_cost(peer: &Peer, plan: &Plan) -> Result<RunCost, String> {
+    if let Some(reason) = peer.absent_reason() {
+        return Err(reason);
+    }
+    async {
+        let mut world = V2World::start(peer, "peer-apicost").await?;
+        let checks = (0..plan.apicost_checks)
+            .map(|i| check(&check_name(i), RUN_INTERVAL, "30s", REPORT_OK))
+            .collect();
+        world.create_all(&world::khchecks(), checks).await?;
+        world.make_master(0).await?;
+        world.spawn(0)?;
+        world.spawn(1)?;
+        // Every check reported twice: two results written after the master started.
+        let states: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            world.client.clone(),
+            world.ctx.namespace(),
+            &world::khstates(),
+        );
+        let start = k8s_openapi::jiff::Timestamp::now();
+        let wait_for_results = || async {
+            let list = states.list(&Default::default()).await?;
+            let fresh = list
+                .items
+                .iter()
+                .filter(|s| {
+                    s.data["spec"]["LastRun"]
+                        .as_str()
+                        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                        .is_some_and(|t| t > start)
+                })
+                .count();
+            Ok((fresh >= plan.apicost_checks).then_some(()))
+        };
+        wait_until("the peer's checks to report", TIMEOUT, wait_for_results).await?;
+        let cost = measure_runs_plane(&world, plan.apicost_window).await?;
+        if cost.pods_created == 0.0 {
+            bail!("the peer created no checker pod in the window");
+        }
+        Ok(cost)
+    }
+    .await
+    .map_err(|e: anyhow::Error| format!("failed: {e:#}"))
+}
+
+async fn measure_runs_plane(world: &V2World, window: Duration) -> Result<RunCost> {
+    let before = apimetrics::snapshot(world.cluster.control_plane()).await?;
+    tokio::time::sleep(window).await;
+    let after = apimetrics::snapshot(world.cluster.control_plane()).await?;
+    let requests = after.since(&before);
+    let pods_created = requests
+        .0
+        .get(&("POST".to_string(), "pods".to_string()))
+        .copied()
+        .unwrap_or(0.0);
+    Ok(RunCost {
+        requests,
+        completed_runs: f64::NAN,
         pods_created,
         window,
     })

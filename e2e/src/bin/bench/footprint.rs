@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use kuberhealthy_e2e::ControlPlane;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::peer::Peer;
+use crate::peer::{Peer, V2_LEADER_NOT_IDLE, V2World};
 use crate::procfs::{self, CpuWindow};
-use crate::report::{Row, Section, f1, f2};
+use crate::report::{Row, Section, f1, f2, ratio};
 use crate::stats::median;
 use crate::world::{DEFAULT_LEASE, World};
 use crate::{Plan, apimetrics};
@@ -89,7 +89,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         }));
     }
     drop(world);
-    let peer_stages = peer.footprint(plan).await;
+    let peer_stages = peer_stages(peer, plan).await;
     for ((count, leader, follower, apiserver_cpu), theirs) in ours.into_iter().zip(&peer_stages) {
         section.rows.extend(rows(
             count,
@@ -165,14 +165,6 @@ fn rows(
     ]
 }
 
-pub fn ratio(a: f64, b: f64) -> String {
-    if a.is_finite() && b.is_finite() && b > 0.0 {
-        format!("{:.2}x", a / b)
-    } else {
-        "n/a".into()
-    }
-}
-
 /// `plan.idle_windows` CPU windows over `pids`; per pid the % of one core in each window,
 /// and the API server's request rate (per second) over all windows.
 pub async fn idle_windows(
@@ -193,4 +185,97 @@ pub async fn idle_windows(
     let after = apimetrics::snapshot(plane).await?;
     let rate = after.since(&before).total() / began.elapsed().as_secs_f64();
     Ok((cpu, rate))
+}
+/// One stage of the peer's footprint.
+#[derive(Debug, Clone)]
+pub struct PeerStage {
+    pub leader: Result<Idle, String>,
+    pub follower: Result<Idle, String>,
+}
+
+impl PeerStage {
+    fn absent(reason: &str) -> PeerStage {
+        PeerStage {
+            leader: Err(reason.to_string()),
+            follower: Err(reason.to_string()),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let one = |r: &Result<Idle, String>| match r {
+            Ok(i) => json!({"rss_mib": i.rss_mib, "hwm_mib": i.hwm_mib, "cpu_pct": i.cpu_pct}),
+            Err(e) => json!({"absent": e}),
+        };
+        json!({"leader": one(&self.leader), "follower": one(&self.follower)})
+    }
+}
+
+/// The peer's footprint at each of `plan.footprint_counts`.
+pub async fn peer_stages(peer: &Peer, plan: &Plan) -> Vec<PeerStage> {
+    if let Some(reason) = peer.absent_reason() {
+        return plan
+            .footprint_counts
+            .iter()
+            .map(|_| PeerStage::absent(&reason))
+            .collect();
+    }
+    match peer_stages_v2(peer, plan).await {
+        Ok(stages) => stages,
+        Err(err) => {
+            let reason = format!("failed: {err:#}");
+            plan.footprint_counts
+                .iter()
+                .map(|_| PeerStage::absent(&reason))
+                .collect()
+        }
+    }
+}
+
+async fn peer_stages_v2(peer: &Peer, plan: &Plan) -> Result<Vec<PeerStage>> {
+    let mut world = V2World::start(peer, "peer-footprint").await?;
+    let mut stages = Vec::new();
+    let mut created = 0;
+    for &count in &plan.footprint_counts {
+        world.create_idle_checks(created..count).await?;
+        created = count;
+        let mut stage = PeerStage::absent(V2_LEADER_NOT_IDLE);
+        // The follower alone: no stand-in pod names it master.
+        world.spawn(1)?;
+        world.wait_listening(1).await?;
+        if count == 0 {
+            world.make_master(0).await?;
+            world.spawn(0)?;
+            world.wait_listening(0).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut pids = vec![world.pid(1)?];
+        if count == 0 {
+            pids.push(world.pid(0)?);
+        }
+        let (cpu, _) = idle_windows_plane(&world, &pids, plan).await?;
+        let idle = |i: usize| -> Result<Idle> {
+            let mem = procfs::memory(pids[i])?;
+            Ok(Idle {
+                rss_mib: mem.rss_mib,
+                hwm_mib: mem.hwm_mib,
+                cpu_pct: crate::stats::median(&cpu[i]),
+            })
+        };
+        stage.follower = Ok(idle(0)?);
+        if count == 0 {
+            stage.leader = Ok(idle(1)?);
+            world.unmake_master(0).await?;
+        }
+        world.stop_all();
+        stages.push(stage);
+    }
+    Ok(stages)
+}
+
+async fn idle_windows_plane(
+    world: &V2World,
+    pids: &[u32],
+    plan: &Plan,
+) -> Result<(Vec<Vec<f64>>, f64)> {
+    idle_windows(world.cluster.control_plane(), pids, plan).await
 }

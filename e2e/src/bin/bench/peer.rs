@@ -18,7 +18,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
@@ -31,19 +30,13 @@ use kuberhealthy_e2e::{
 };
 use serde_json::{Value, json};
 
-use crate::apicost::{RUN_INTERVAL, RunCost};
-use crate::apimetrics::{self, Requests};
-use crate::footprint::{Idle, idle_windows};
-use crate::load::LoadResult;
-use crate::world::{self, REPORT_OK, TIMEOUT, check, check_name, finished_state};
-use crate::{Plan, procfs, serving};
+use crate::apimetrics::Requests;
+use crate::world::{self, TIMEOUT, check, check_name, finished_state};
 
 const V3: &str = "v3.0.13";
-/// How long one status request of the peer may take before its serving is called absent.
-const PROBE: Duration = Duration::from_secs(30);
 const V2: &str = "v2.7.1";
 /// Why v2's leader cannot be measured idle with checks (the cell; the note explains).
-const V2_LEADER_NOT_IDLE: &str = "n/a: never idle (see note)";
+pub const V2_LEADER_NOT_IDLE: &str = "n/a: never idle (see note)";
 /// The note that explains it.
 pub const V2_LEADER_NOTE: &str = "v2's leader starts every check at once when it becomes master \
     (runCheck in cmd/kuberhealthy/kuberhealthy.go runs a check before its first tick), so with \
@@ -70,80 +63,6 @@ pub struct Peer {
     state: State,
     /// The exact error that kept v3 out, if it did.
     v3_error: Option<String>,
-}
-
-/// One stage of the peer's footprint.
-#[derive(Debug, Clone)]
-pub struct PeerStage {
-    pub leader: Result<Idle, String>,
-    pub follower: Result<Idle, String>,
-}
-
-impl PeerStage {
-    fn absent(reason: &str) -> PeerStage {
-        PeerStage {
-            leader: Err(reason.to_string()),
-            follower: Err(reason.to_string()),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        let one = |r: &Result<Idle, String>| match r {
-            Ok(i) => json!({"rss_mib": i.rss_mib, "hwm_mib": i.hwm_mib, "cpu_pct": i.cpu_pct}),
-            Err(e) => json!({"absent": e}),
-        };
-        json!({"leader": one(&self.leader), "follower": one(&self.follower)})
-    }
-}
-
-/// `GET /json` and `/metrics` figures of the peer, or why they are absent.
-#[derive(Debug, Clone, Copy)]
-pub struct ServingFigure {
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub errors: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct PeerServing {
-    follower: Result<Vec<(String, usize, ServingFigure, Value)>, String>,
-}
-
-impl PeerServing {
-    pub fn get(&self, role: &str, path: &str, c: usize) -> Result<ServingFigure, String> {
-        if role == "leader" {
-            return Err(match &self.follower {
-                Err(reason) => reason.clone(),
-                Ok(_) => V2_LEADER_NOT_IDLE.to_string(),
-            });
-        }
-        match &self.follower {
-            Err(reason) => Err(reason.clone()),
-            Ok(figures) => figures
-                .iter()
-                .find(|(p, cc, _, _)| p == path && *cc == c)
-                .map(|(_, _, f, _)| *f)
-                .ok_or_else(|| "not measured".to_string()),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        match &self.follower {
-            Err(reason) => json!({"absent": reason}),
-            Ok(figures) => Value::Object(
-                figures
-                    .iter()
-                    .map(|(p, c, f, raw)| {
-                        (
-                            format!("follower {p} c={c}"),
-                            json!({"rps_median": f.rps, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "errors": f.errors, "trials": raw}),
-                        )
-                    })
-                    .collect(),
-            ),
-        }
-    }
 }
 
 impl Peer {
@@ -203,7 +122,8 @@ impl Peer {
         })
     }
 
-    fn absent_reason(&self) -> Option<String> {
+    /// Why the peer was not measured, or `None` when it runs.
+    pub fn absent_reason(&self) -> Option<String> {
         match &self.state {
             State::Skipped(r) => Some(r.clone()),
             State::Unavailable(_) => Some("absent (see the peer line above)".into()),
@@ -216,160 +136,8 @@ impl Peer {
         matches!(self.state, State::V2 { .. }).then(|| format!("peer: {text}"))
     }
 
-    /// The peer's footprint at each of `plan.footprint_counts`.
-    pub async fn footprint(&self, plan: &Plan) -> Vec<PeerStage> {
-        if let Some(reason) = self.absent_reason() {
-            return plan
-                .footprint_counts
-                .iter()
-                .map(|_| PeerStage::absent(&reason))
-                .collect();
-        }
-        match self.footprint_v2(plan).await {
-            Ok(stages) => stages,
-            Err(err) => {
-                let reason = format!("failed: {err:#}");
-                plan.footprint_counts
-                    .iter()
-                    .map(|_| PeerStage::absent(&reason))
-                    .collect()
-            }
-        }
-    }
-
-    async fn footprint_v2(&self, plan: &Plan) -> Result<Vec<PeerStage>> {
-        let mut world = V2World::start(self, "peer-footprint").await?;
-        let mut stages = Vec::new();
-        let mut created = 0;
-        for &count in &plan.footprint_counts {
-            world.create_idle_checks(created..count).await?;
-            created = count;
-            let mut stage = PeerStage::absent(V2_LEADER_NOT_IDLE);
-            // The follower alone: no stand-in pod names it master.
-            world.spawn(1)?;
-            world.wait_listening(1).await?;
-            if count == 0 {
-                world.make_master(0).await?;
-                world.spawn(0)?;
-                world.wait_listening(0).await?;
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let mut pids = vec![world.pid(1)?];
-            if count == 0 {
-                pids.push(world.pid(0)?);
-            }
-            let (cpu, _) = idle_windows_plane(&world, &pids, plan).await?;
-            let idle = |i: usize| -> Result<Idle> {
-                let mem = procfs::memory(pids[i])?;
-                Ok(Idle {
-                    rss_mib: mem.rss_mib,
-                    hwm_mib: mem.hwm_mib,
-                    cpu_pct: crate::stats::median(&cpu[i]),
-                })
-            };
-            stage.follower = Ok(idle(0)?);
-            if count == 0 {
-                stage.leader = Ok(idle(1)?);
-                world.unmake_master(0).await?;
-            }
-            world.stop_all();
-            stages.push(stage);
-        }
-        Ok(stages)
-    }
-
-    /// The peer's follower serving `/json` and `/metrics` with `n` checks.
-    pub async fn serving(&self, n: usize, plan: &Plan) -> PeerServing {
-        if let Some(reason) = self.absent_reason() {
-            return PeerServing {
-                follower: Err(reason),
-            };
-        }
-        let follower = async {
-            let mut world = V2World::start(self, "peer-serving").await?;
-            world.create_idle_checks(0..n).await?;
-            world.spawn(1)?;
-            world.wait_listening(1).await?;
-            let addr = world.addrs[1];
-            // v2 GETs every khcheck for each status request, throttled by client-go to 5
-            // requests per second: first see whether one request answers within the probe.
-            for path in serving::PATHS {
-                let probe = crate::load::run(addr, path, 1, 1, PROBE).await;
-                if probe.latencies_ms.is_empty() {
-                    bail!(
-                        "one GET {path} with {n} checks got no answer within {} s ({})",
-                        PROBE.as_secs(),
-                        probe.first_error.unwrap_or_default()
-                    );
-                }
-            }
-            let mut figures = Vec::new();
-            for c in serving::CONCURRENCIES {
-                for path in serving::PATHS {
-                    let trials: Vec<LoadResult> = serving::measure(addr, path, c, plan).await;
-                    figures.push((
-                        path.to_string(),
-                        c,
-                        serving::figure(&trials),
-                        serving::trials_json(&trials),
-                    ));
-                }
-            }
-            anyhow::Ok(figures)
-        }
-        .await
-        .map_err(|e| format!("{e:#}"));
-        PeerServing { follower }
-    }
-
-    /// The peer's requests per run: a master and a follower, the same checks as ours.
-    pub async fn apicost(&self, plan: &Plan) -> Result<RunCost, String> {
-        if let Some(reason) = self.absent_reason() {
-            return Err(reason);
-        }
-        async {
-            let mut world = V2World::start(self, "peer-apicost").await?;
-            let checks = (0..plan.apicost_checks)
-                .map(|i| check(&check_name(i), RUN_INTERVAL, "30s", REPORT_OK))
-                .collect();
-            world.create_all(&world::khchecks(), checks).await?;
-            world.make_master(0).await?;
-            world.spawn(0)?;
-            world.spawn(1)?;
-            // Every check reported twice: two results written after the master started.
-            let states: Api<kube::api::DynamicObject> = Api::namespaced_with(
-                world.client.clone(),
-                world.ctx.namespace(),
-                &world::khstates(),
-            );
-            let start = k8s_openapi::jiff::Timestamp::now();
-            let wait_for_results = || async {
-                let list = states.list(&Default::default()).await?;
-                let fresh = list
-                    .items
-                    .iter()
-                    .filter(|s| {
-                        s.data["spec"]["LastRun"]
-                            .as_str()
-                            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-                            .is_some_and(|t| t > start)
-                    })
-                    .count();
-                Ok((fresh >= plan.apicost_checks).then_some(()))
-            };
-            wait_until("the peer's checks to report", TIMEOUT, wait_for_results).await?;
-            let cost = measure_runs_plane(&world, plan.apicost_window).await?;
-            if cost.pods_created == 0.0 {
-                bail!("the peer created no checker pod in the window");
-            }
-            Ok(cost)
-        }
-        .await
-        .map_err(|e: anyhow::Error| format!("failed: {e:#}"))
-    }
-
     /// The peer's idle request rate with many checks (master + follower): not measurable.
-    pub async fn idle_requests(&self, _plan: &Plan) -> Result<Requests, String> {
+    pub async fn idle_requests(&self) -> Result<Requests, String> {
         match self.absent_reason() {
             Some(reason) => Err(reason),
             None => Err(V2_LEADER_NOT_IDLE.to_string()),
@@ -416,20 +184,20 @@ fn build_script(version: &str) -> Result<(PathBuf, PathBuf), String> {
 
 /// A control plane with v2's CRDs and RBAC, the pod runner, and v2 replicas `peer-<i>`.
 /// Field order is drop order.
-struct V2World {
-    procs: Vec<Option<ProcessGroup>>,
+pub struct V2World {
+    pub procs: Vec<Option<ProcessGroup>>,
     /// Where each replica listens (the pod network's host side).
-    addrs: Vec<SocketAddr>,
-    binary: PathBuf,
-    home: PathBuf,
-    kubeconfig: PathBuf,
-    client: Client,
-    ctx: TestContext,
-    cluster: TestCluster,
+    pub addrs: Vec<SocketAddr>,
+    pub binary: PathBuf,
+    pub home: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    pub ctx: TestContext,
+    pub cluster: TestCluster,
 }
 
 impl V2World {
-    async fn start(peer: &Peer, name: &str) -> Result<V2World> {
+    pub async fn start(peer: &Peer, name: &str) -> Result<V2World> {
         let State::V2 { binary, module_dir } = &peer.state else {
             bail!("the peer is not available");
         };
@@ -493,11 +261,11 @@ impl V2World {
         })
     }
 
-    fn name(index: usize) -> String {
+    pub fn name(index: usize) -> String {
         format!("peer-{index}")
     }
 
-    async fn create_all(
+    pub async fn create_all(
         &self,
         resource: &kube::api::ApiResource,
         objects: Vec<Value>,
@@ -520,7 +288,7 @@ impl V2World {
         Ok(())
     }
 
-    async fn create_idle_checks(&self, range: std::ops::Range<usize>) -> Result<()> {
+    pub async fn create_idle_checks(&self, range: std::ops::Range<usize>) -> Result<()> {
         let ns = self.ctx.namespace().to_string();
         let states = range
             .clone()
@@ -533,7 +301,7 @@ impl V2World {
         self.create_all(&world::khchecks(), checks).await
     }
 
-    fn spawn(&mut self, index: usize) -> Result<()> {
+    pub fn spawn(&mut self, index: usize) -> Result<()> {
         let ip = self.ctx.host_ip();
         while self.addrs.len() <= index {
             self.addrs.push((ip, ports::free_port(ip)?).into());
@@ -565,18 +333,18 @@ impl V2World {
         Ok(())
     }
 
-    fn pid(&self, index: usize) -> Result<u32> {
+    pub fn pid(&self, index: usize) -> Result<u32> {
         Ok(self.procs[index].as_ref().context("not running")?.pid())
     }
 
-    fn stop_all(&mut self) {
+    pub fn stop_all(&mut self) {
         for p in &mut self.procs {
             *p = None;
         }
     }
 
     /// Waits until replica `index` accepts connections on its port.
-    async fn wait_listening(&mut self, index: usize) -> Result<()> {
+    pub async fn wait_listening(&mut self, index: usize) -> Result<()> {
         let addr = self.addrs[index];
         let result = wait_until(
             &format!("{} to listen", Self::name(index)),
@@ -596,7 +364,7 @@ impl V2World {
 
     /// A stand-in Pod `peer-<index>` labelled `app=kuberhealthy` and Running: v2 makes the
     /// replica of that name its master.
-    async fn make_master(&self, index: usize) -> Result<()> {
+    pub async fn make_master(&self, index: usize) -> Result<()> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ctx.namespace());
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": Self::name(index), "labels": {"app": "kuberhealthy"}},
@@ -613,7 +381,7 @@ impl V2World {
         Ok(())
     }
 
-    async fn unmake_master(&self, index: usize) -> Result<()> {
+    pub async fn unmake_master(&self, index: usize) -> Result<()> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ctx.namespace());
         pods.delete(
             &Self::name(index),
@@ -622,30 +390,4 @@ impl V2World {
         .await?;
         Ok(())
     }
-}
-
-async fn idle_windows_plane(
-    world: &V2World,
-    pids: &[u32],
-    plan: &Plan,
-) -> Result<(Vec<Vec<f64>>, f64)> {
-    idle_windows(world.cluster.control_plane(), pids, plan).await
-}
-
-async fn measure_runs_plane(world: &V2World, window: Duration) -> Result<RunCost> {
-    let before = apimetrics::snapshot(world.cluster.control_plane()).await?;
-    tokio::time::sleep(window).await;
-    let after = apimetrics::snapshot(world.cluster.control_plane()).await?;
-    let requests = after.since(&before);
-    let pods_created = requests
-        .0
-        .get(&("POST".to_string(), "pods".to_string()))
-        .copied()
-        .unwrap_or(0.0);
-    Ok(RunCost {
-        requests,
-        completed_runs: f64::NAN,
-        pods_created,
-        window,
-    })
 }

@@ -176,3 +176,12 @@ pub fn f0(v: f64) -> String {
         "n/a".into()
     }
 }
+
+/// `a / b` as a ratio cell, or `n/a` when either is missing or `b` is zero.
+pub fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
+}

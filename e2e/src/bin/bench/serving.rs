@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use crate::load::{self, LoadResult};
-use crate::peer::{Peer, ServingFigure};
+use crate::peer::{Peer, V2_LEADER_NOT_IDLE, V2World};
 use crate::report::{Row, Section, f0, f1};
 use crate::stats::{Summary, median};
 use crate::world::{DEFAULT_LEASE, World};
@@ -16,6 +16,9 @@ use crate::{Plan, apimetrics};
 pub const CONCURRENCIES: [usize; 2] = [16, 64];
 pub const PATHS: [&str; 2] = ["/json", "/metrics"];
 const WARM_UP: usize = 50;
+
+/// How long one status request of the peer may take before its serving is called absent.
+const PROBE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     let n = plan.serving_checks;
@@ -38,7 +41,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     world.spawn(1, DEFAULT_LEASE, &[]).await?;
     let leader = world.settle(n).await?;
     let follower = 1 - leader;
-    let peer_figures = peer.serving(n, plan).await;
+    let peer_figures = peer_serving(peer, n, plan).await;
 
     let mut raw = serde_json::Map::new();
     for (role, index) in [("follower", follower), ("leader", leader)] {
@@ -157,4 +160,92 @@ pub fn figure(trials: &[LoadResult]) -> ServingFigure {
         p99_ms: lat.p99,
         errors: trials.iter().map(|t| t.errors).sum(),
     }
+}
+/// `GET /json` and `/metrics` figures of the peer, or why they are absent.
+#[derive(Debug, Clone, Copy)]
+pub struct ServingFigure {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerServing {
+    follower: Result<Vec<(String, usize, ServingFigure, Value)>, String>,
+}
+
+impl PeerServing {
+    pub fn get(&self, role: &str, path: &str, c: usize) -> Result<ServingFigure, String> {
+        if role == "leader" {
+            return Err(match &self.follower {
+                Err(reason) => reason.clone(),
+                Ok(_) => V2_LEADER_NOT_IDLE.to_string(),
+            });
+        }
+        match &self.follower {
+            Err(reason) => Err(reason.clone()),
+            Ok(figures) => figures
+                .iter()
+                .find(|(p, cc, _, _)| p == path && *cc == c)
+                .map(|(_, _, f, _)| *f)
+                .ok_or_else(|| "not measured".to_string()),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match &self.follower {
+            Err(reason) => json!({"absent": reason}),
+            Ok(figures) => Value::Object(
+                figures
+                    .iter()
+                    .map(|(p, c, f, raw)| {
+                        (
+                            format!("follower {p} c={c}"),
+                            json!({"rps_median": f.rps, "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "errors": f.errors, "trials": raw}),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The peer's follower serving `/json` and `/metrics` with `n` checks.
+pub async fn peer_serving(peer: &Peer, n: usize, plan: &Plan) -> PeerServing {
+    if let Some(reason) = peer.absent_reason() {
+        return PeerServing {
+            follower: Err(reason),
+        };
+    }
+    let follower = async {
+        let mut world = V2World::start(peer, "peer-serving").await?;
+        world.create_idle_checks(0..n).await?;
+        world.spawn(1)?;
+        world.wait_listening(1).await?;
+        let addr = world.addrs[1];
+        // v2 GETs every khcheck for each status request, throttled by client-go to 5
+        // requests per second: first see whether one request answers within the probe.
+        for path in PATHS {
+            let probe = crate::load::run(addr, path, 1, 1, PROBE).await;
+            if probe.latencies_ms.is_empty() {
+                bail!(
+                    "one GET {path} with {n} checks got no answer within {} s ({})",
+                    PROBE.as_secs(),
+                    probe.first_error.unwrap_or_default()
+                );
+            }
+        }
+        let mut figures = Vec::new();
+        for c in CONCURRENCIES {
+            for path in PATHS {
+                let trials: Vec<LoadResult> = measure(addr, path, c, plan).await;
+                figures.push((path.to_string(), c, figure(&trials), trials_json(&trials)));
+            }
+        }
+        anyhow::Ok(figures)
+    }
+    .await
+    .map_err(|e| format!("{e:#}"));
+    PeerServing { follower }
 }
