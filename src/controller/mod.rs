@@ -12,6 +12,7 @@ pub mod reply;
 pub mod report;
 pub mod run;
 pub mod run_now;
+pub mod served;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -5,20 +5,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use jiff::Timestamp;
+use axum::{Extension, Router};
 use tokio::sync::watch;
 
 use crate::controller::cache::Cache;
 use crate::controller::leader::Holder;
 use crate::controller::metrics::{self, Metrics};
 use crate::controller::reply::json_error;
-use crate::controller::status::{self, Snapshot};
+use crate::controller::served::{self, pages::Shape, pages::StatusPages};
+use crate::controller::status;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
         .fallback(not_found)
+        .layer(Extension(Arc::new(StatusPages::default())))
         .with_state(state)
 }
 
@@ -56,8 +57,8 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Prometheus text exposition, computed from the cache.
-async fn metrics_page(State(state): State<AppState>) -> Response {
-    metrics::respond(&state.metrics)
+async fn metrics_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    metrics::respond(&state.metrics, &headers).await
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -78,32 +79,31 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Which shape a status page request asks for.
-#[derive(Clone, Copy)]
-enum Shape {
-    V2,
-    V3,
-}
-
 async fn status_page(
     State(state): State<AppState>,
+    Extension(pages): Extension<Arc<StatusPages>>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer_status(&state, &query, &body, Shape::V2)
+    answer_status(&state, &pages, &query, &headers, &body, Shape::V2).await
 }
 
 async fn v3_status_page(
     State(state): State<AppState>,
+    Extension(pages): Extension<Arc<StatusPages>>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer_status(&state, &query, &body, Shape::V3)
+    answer_status(&state, &pages, &query, &headers, &body, Shape::V3).await
 }
 
-fn answer_status(
+async fn answer_status(
     state: &AppState,
+    pages: &StatusPages,
     query: &HashMap<String, String>,
+    headers: &HeaderMap,
     body: &Bytes,
     shape: Shape,
 ) -> Response {
@@ -114,38 +114,16 @@ fn answer_status(
             "the status page takes no request body; checker pods report with POST to /externalCheckStatus (v2) or /check (v3)",
         );
     }
-    let checks = state.cache.checks.state();
-    let jobs = state.cache.jobs.state();
-    let states = state.cache.states.state();
-    let healthchecks = state.cache.healthchecks();
-    let holder = state.holder.borrow().clone();
-    let snapshot = Snapshot {
-        checks: &checks,
-        jobs: &jobs,
-        states: &states,
-        healthchecks: &healthchecks,
-        current_master: holder.as_deref(),
-        metadata: &state.metadata,
-        now: Timestamp::now(),
-    };
     let filter = status::parse_namespace_filter(query.get("namespace").map(String::as_str));
-    let (ok, body) = match shape {
-        Shape::V2 => {
-            let page = status::render(&snapshot, &filter);
-            (page.ok, serde_json::to_string_pretty(&page))
-        }
-        Shape::V3 => {
-            let page = status::v3::render(&snapshot, &filter);
-            (page.ok, serde_json::to_string_pretty(&page))
-        }
-    };
-    let body = body.expect("the status page always serializes");
+    let page = pages
+        .get(shape, &filter, &state.cache, &state.holder, &state.metadata)
+        .await;
     // Opt-in for plain uptime monitors: `?strict=true` answers 503 when not OK.
     let strict = query.get("strict").is_some_and(|v| v == "true" || v == "1");
-    let code = if strict && !ok {
+    let code = if strict && !page.ok() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    served::respond(&page, headers, code)
 }

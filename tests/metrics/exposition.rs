@@ -1,5 +1,6 @@
 //! The `/metrics` text: golden, and accepted by `promtool check metrics`.
 
+use kuberhealthy::controller::status::NextTurn;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -117,9 +118,15 @@ fn any_error_string_still_gives_valid_exposition() {
             instance: "test".into(),
         },
         MetricsSources {
-            page: Arc::new(move || page.clone()),
-            v3_page: Arc::new(kuberhealthy::controller::status::v3::StatusPage::default),
+            page: Arc::new(move || (page.clone(), NextTurn::default())),
+            v3_page: Arc::new(|| {
+                (
+                    kuberhealthy::controller::status::v3::StatusPage::default(),
+                    NextTurn::default(),
+                )
+            }),
             is_leader: Arc::new(|| false),
+            changes: None,
         },
     )
     .unwrap();

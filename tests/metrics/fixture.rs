@@ -2,6 +2,7 @@
 //! a check in another namespace, a check that never reported, and a job, as the cache would
 //! hold them at a fixed instant.
 
+use kuberhealthy::controller::status::NextTurn;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,9 +103,10 @@ pub fn metrics(prom: PromMetricsConfig, otlp: Option<OtlpSettings>) -> Metrics {
             instance: MASTER.into(),
         },
         MetricsSources {
-            page: Arc::new(move || page.clone()),
-            v3_page: Arc::new(v3::StatusPage::default),
+            page: Arc::new(move || (page.clone(), NextTurn::default())),
+            v3_page: Arc::new(|| (v3::StatusPage::default(), NextTurn::default())),
             is_leader: Arc::new(|| true),
+            changes: None,
         },
     )
     .expect("metrics build");
@@ -204,9 +206,10 @@ pub fn healthcheck_metrics() -> Metrics {
             instance: MASTER.into(),
         },
         MetricsSources {
-            page: Arc::new(move || v2_page.clone()),
-            v3_page: Arc::new(move || v3_page.clone()),
+            page: Arc::new(move || (v2_page.clone(), NextTurn::default())),
+            v3_page: Arc::new(move || (v3_page.clone(), NextTurn::default())),
             is_leader: Arc::new(|| true),
+            changes: None,
         },
     )
     .expect("metrics build");

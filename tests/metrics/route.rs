@@ -32,6 +32,7 @@ async fn the_replica_router_serves_metrics_from_its_cache() {
             page: metrics::from_cache(cache.clone(), holder.clone()),
             v3_page: metrics::v3_from_cache(cache.clone(), holder.clone()),
             is_leader: metrics::from_leadership(leadership),
+            changes: Some(metrics::changes_of(cache.clone(), holder.clone())),
         },
     )
     .unwrap();
@@ -40,10 +41,11 @@ async fn the_replica_router_serves_metrics_from_its_cache() {
         holder,
         lease_synced,
         metadata: Arc::new(BTreeMap::new()),
-        metrics,
+        metrics: metrics.clone(),
     });
 
     let response = app
+        .clone()
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -63,4 +65,106 @@ async fn the_replica_router_serves_metrics_from_its_cache() {
             r#"kuberhealthy_running{current_master="kuberhealthy-1"} 1"#,
         ]
     );
+    // Nothing changed: later scrapes share the encoding, and a scraper holding it gets 304.
+    let etag = get(&app, "/metrics", &[]).await.0[header::ETAG].clone();
+    let (headers, status, body) = get(
+        &app,
+        "/metrics",
+        &[(header::IF_NONE_MATCH, etag.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(headers[header::ETAG], etag);
+    assert_eq!(metrics.encodings(), 1);
+}
+
+/// Answers `GET path` with these request headers: (headers, status, body).
+async fn get(
+    app: &axum::Router,
+    path: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> (axum::http::HeaderMap, StatusCode, Vec<u8>) {
+    let mut request = Request::get(path);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.headers, parts.status, body)
+}
+
+#[tokio::test]
+async fn the_status_pages_answer_304_and_gzip_from_one_rendering() {
+    use std::io::Read;
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let cache = Cache::start(kube::Client::try_from(config).unwrap(), None, false);
+    let (_holder_tx, holder) = watch::channel(Some("kuberhealthy-1".to_string()));
+    let (_leadership_tx, leadership) = watch::channel(None);
+    let (_synced_tx, lease_synced) = watch::channel(false);
+    let metrics = Metrics::new(
+        MetricsSettings {
+            prom: PromMetricsConfig::default(),
+            otlp: None,
+            instance: "kuberhealthy-1".into(),
+        },
+        MetricsSources {
+            page: metrics::from_cache(cache.clone(), holder.clone()),
+            v3_page: metrics::v3_from_cache(cache.clone(), holder.clone()),
+            is_leader: metrics::from_leadership(leadership),
+            changes: None,
+        },
+    )
+    .unwrap();
+    let metadata = BTreeMap::from([("cluster".to_string(), "a".to_string())]);
+    let app = router(AppState {
+        cache,
+        holder,
+        lease_synced,
+        metadata: Arc::new(metadata),
+        metrics,
+    });
+    for path in ["/json", "/v3/json", "/json?namespace=b,a"] {
+        let (headers, status, plain) = get(&app, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        let page: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(page["OK"], true, "{path}");
+        assert_eq!(page["Metadata"]["cluster"], "a", "{path}");
+        let etag = headers[header::ETAG].to_str().unwrap().to_string();
+
+        let (headers, status, body) =
+            get(&app, path, &[(header::IF_NONE_MATCH, etag.as_str())]).await;
+        assert_eq!(
+            (status, body.len()),
+            (StatusCode::NOT_MODIFIED, 0),
+            "{path}"
+        );
+        assert_eq!(headers[header::ETAG], etag.as_str());
+
+        let (headers, status, compressed) =
+            get(&app, path, &[(header::ACCEPT_ENCODING, "gzip")]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(compressed.as_slice())
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, plain, "{path}");
+    }
+    // `?namespace=a,b` is the same view as `?namespace=b,a`: the same bytes, the same tag.
+    let (a, _, _) = get(&app, "/json?namespace=a,b", &[]).await;
+    let (b, _, _) = get(&app, "/json?namespace=b,a", &[]).await;
+    assert_eq!(a[header::ETAG], b[header::ETAG]);
+    // A body still means a checker posted to the wrong URL.
+    let response = app
+        .clone()
+        .oneshot(Request::get("/json").body(Body::from("{}")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

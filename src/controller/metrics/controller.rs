@@ -2,6 +2,8 @@
 //! scheduling lateness. The scheduler and the report handler record through
 //! [`ControllerMetrics`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -54,6 +56,8 @@ pub struct ControllerMetrics {
     run_start_lateness: Histogram<f64>,
     action_failures: Counter<u64>,
     healthcheck_run_duration: Histogram<f64>,
+    /// Moves with every recording: served `/metrics` are encoded again when it moved.
+    recorded: Arc<AtomicU64>,
 }
 
 fn run_attributes(namespace: &str, name: &str) -> [KeyValue; 2] {
@@ -101,7 +105,17 @@ impl ControllerMetrics {
                 .with_unit("s")
                 .with_boundaries(RUN_DURATION_BUCKETS.to_vec())
                 .build(),
+            recorded: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many recordings were made: moves whenever a controller metric changed.
+    pub(crate) fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+
+    fn record(&self) {
+        self.recorded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A handle that records nothing, for tests of code that takes one.
@@ -114,6 +128,7 @@ impl ControllerMetrics {
     /// The leader started a run of `namespace/name`.
     pub fn run_started(&self, namespace: &str, name: &str) {
         self.runs_started.add(1, &run_attributes(namespace, name));
+        self.record();
     }
 
     /// A run of `namespace/name` ended.
@@ -124,6 +139,7 @@ impl ControllerMetrics {
             RunOutcome::TimedOut => &self.runs_timed_out,
         };
         counter.add(1, &run_attributes(namespace, name));
+        self.record();
     }
 
     /// A report was answered with `code` after `elapsed`.
@@ -132,6 +148,7 @@ impl ControllerMetrics {
             elapsed.as_secs_f64(),
             &[KeyValue::new("code", code.to_string())],
         );
+        self.record();
     }
 
     /// A leader action failed with an error of this kind.
@@ -143,17 +160,20 @@ impl ControllerMetrics {
                 KeyValue::new("error", error),
             ],
         );
+        self.record();
     }
 
     /// A HealthCheck's run finished after `took`.
     pub fn healthcheck_run_finished(&self, took: Duration) {
         self.healthcheck_run_duration
             .record(took.as_secs_f64(), &[]);
+        self.record();
     }
 
     /// A run started `lateness` after its due time.
     pub fn run_started_late(&self, lateness: Duration) {
         self.run_start_lateness.record(lateness.as_secs_f64(), &[]);
+        self.record();
     }
 }
 

@@ -2,14 +2,15 @@
 //! so v2's names come out unchanged: no `otel_scope_*` labels, no `target_info`, no unit or
 //! `_total` suffixes added to the instrument names.
 
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Router, extract::State};
 use opentelemetry_prometheus::PrometheusExporter;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use super::{Metrics, MetricsError};
+use crate::controller::served;
 
 /// A reader for the meter provider, and the registry a scrape gathers from.
 pub(crate) fn exporter() -> Result<(PrometheusExporter, Registry), MetricsError> {
@@ -27,24 +28,19 @@ pub(crate) fn exporter() -> Result<(PrometheusExporter, Registry), MetricsError>
 }
 
 /// The text exposition of everything in `registry`.
-pub(crate) fn encode(registry: &Registry) -> Result<String, MetricsError> {
+pub(crate) fn encode(registry: &Registry) -> Result<Vec<u8>, MetricsError> {
     let families = registry.gather();
     let mut text = Vec::new();
     TextEncoder::new()
         .encode(&families, &mut text)
         .map_err(|e| MetricsError::Encode(e.to_string()))?;
-    String::from_utf8(text).map_err(|e| MetricsError::Encode(e.to_string()))
+    Ok(text)
 }
 
-/// The `/metrics` answer.
-pub fn respond(metrics: &Metrics) -> Response {
-    match metrics.exposition() {
-        Ok(text) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-            text,
-        )
-            .into_response(),
+/// The `/metrics` answer to a request with these headers (ETag, 304, gzip).
+pub async fn respond(metrics: &Metrics, request: &HeaderMap) -> Response {
+    match metrics.document().await {
+        Ok(document) => served::respond(&document, request, StatusCode::OK),
         Err(error) => {
             tracing::error!(%error, "cannot render /metrics");
             crate::controller::reply::json_error(
@@ -60,7 +56,9 @@ pub fn router(metrics: Metrics) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(m): State<Metrics>| async move { respond(&m) }),
+            get(|State(m): State<Metrics>, headers: HeaderMap| async move {
+                respond(&m, &headers).await
+            }),
         )
         .with_state(metrics)
 }

@@ -14,7 +14,9 @@ mod v2;
 mod v3;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use jiff::Timestamp;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::Resource;
@@ -32,12 +34,15 @@ pub use exposition::{respond, router};
 pub use labels::error_label;
 pub use otlp::OtlpSettings;
 pub use page::{
-    LeaderSource, PageSource, V3PageSource, from_cache, from_leadership, v3_from_cache,
+    ChangeSource, LeaderSource, PageSource, V3PageSource, changes_of, from_cache, from_leadership,
+    v3_from_cache,
 };
 pub use v2::{CHECK, CHECK_DURATION, CLUSTER_STATE, JOB, JOB_DURATION, RUNNING};
 pub use v3::{CONSECUTIVE_FAILURES, FAILURE_TOTAL, SECONDS_SINCE_SUCCESS, SUCCESS_TOTAL};
 
 use crate::controller::config::PromMetricsConfig;
+use crate::controller::served::{Document, Rendered, Served};
+use crate::controller::status::NextTurn;
 use page::PageMemo;
 
 /// The instrumentation scope of every instrument (OTLP shows it; `/metrics` does not).
@@ -79,6 +84,8 @@ pub struct MetricsSources {
     /// v3's page, of the HealthChecks.
     pub v3_page: V3PageSource,
     pub is_leader: LeaderSource,
+    /// What moves when the pages change; without it, every scrape encodes anew.
+    pub changes: Option<ChangeSource>,
 }
 
 /// All the metrics of one replica. Cheap to clone; the clones share one meter provider.
@@ -94,7 +101,17 @@ struct Inner {
     v3_memo: Arc<PageMemo<crate::controller::status::v3::StatusPage>>,
     controller: ControllerMetrics,
     otlp: Option<OtlpSettings>,
+    is_leader: LeaderSource,
+    changes: Option<ChangeSource>,
+    /// The exposition, encoded again when leadership or the holder changed at once, when the
+    /// cache or a controller metric changed at most once per [`SETTLE`], or when a result
+    /// turned stale.
+    served: Served<(bool, Option<String>)>,
 }
+
+/// How long `/metrics` may lag the cache's churn: under a stream of reports it is encoded
+/// at most once per this interval, not once per report.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 impl Metrics {
     pub fn new(
@@ -120,7 +137,7 @@ impl Metrics {
         freshness::register(&meter, memo.clone());
         let v3_memo = Arc::new(PageMemo::new(sources.v3_page));
         v3::register(&meter, v3_memo.clone());
-        controller::register_leader(&meter, sources.is_leader);
+        controller::register_leader(&meter, sources.is_leader.clone());
         let controller = ControllerMetrics::new(&meter);
         Ok(Metrics {
             inner: Arc::new(Inner {
@@ -130,6 +147,9 @@ impl Metrics {
                 v3_memo,
                 controller,
                 otlp: settings.otlp,
+                is_leader: sources.is_leader,
+                changes: sources.changes,
+                served: Served::settling(prometheus::TEXT_FORMAT, SETTLE),
             }),
         })
     }
@@ -146,9 +166,50 @@ impl Metrics {
 
     /// The Prometheus text exposition, from pages rendered for this scrape.
     pub fn exposition(&self) -> Result<String, MetricsError> {
-        self.inner.memo.refresh();
-        self.inner.v3_memo.refresh();
-        exposition::encode(&self.inner.registry)
+        let rendered = self.render(Timestamp::now())?;
+        String::from_utf8(rendered.body).map_err(|e| MetricsError::Encode(e.to_string()))
+    }
+
+    /// Encodes the exposition from pages rendered now, with the moment it turns stale.
+    fn render(&self, now: Timestamp) -> Result<Rendered, MetricsError> {
+        let NextTurn(v2_turn) = self.inner.memo.refresh();
+        let NextTurn(v3_turn) = self.inner.v3_memo.refresh();
+        // v3's seconds-since-success moves with the clock while a HealthCheck has passed.
+        let ticking = self
+            .inner
+            .v3_memo
+            .current()
+            .check_details
+            .values()
+            .any(|d| d.seconds_since_success >= 0)
+            .then(|| now + jiff::SignedDuration::from_secs(1));
+        let valid_until = [v2_turn, v3_turn, ticking].into_iter().flatten().min();
+        Ok(Rendered {
+            body: exposition::encode(&self.inner.registry)?,
+            ok: true,
+            valid_until,
+        })
+    }
+
+    /// The exposition as a served document: encoded again only when what it shows changed.
+    pub async fn document(&self) -> Result<Arc<Document>, MetricsError> {
+        let now = Timestamp::now();
+        let Some(changes) = &self.inner.changes else {
+            let rendered = self.render(now)?;
+            return Ok(Arc::new(Document::new(rendered, prometheus::TEXT_FORMAT)));
+        };
+        let (churn, holder) = changes();
+        let churn = churn.wrapping_add(self.inner.controller.recorded());
+        let pinned = ((self.inner.is_leader)(), holder);
+        self.inner
+            .served
+            .try_get(pinned, churn, now, || self.render(now))
+            .await
+    }
+
+    /// How many times the served exposition was encoded.
+    pub fn encodings(&self) -> u64 {
+        self.inner.served.renders()
     }
 
     /// Pushes a last time and stops the OTLP reader. Blocks: call it off the async workers.
@@ -177,8 +238,9 @@ pub fn for_replica(
         },
         MetricsSources {
             page: from_cache(cache.clone(), holder.clone()),
-            v3_page: v3_from_cache(cache, holder),
+            v3_page: v3_from_cache(cache.clone(), holder.clone()),
             is_leader: from_leadership(leadership),
+            changes: Some(changes_of(cache, holder)),
         },
     )?;
     match metrics.otlp() {

@@ -1,3 +1,4 @@
+use crate::controller::status::NextTurn;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,9 +50,15 @@ fn fixture(prom: PromMetricsConfig, initial: StatusPage) -> Fixture {
             instance: "kuberhealthy-0".into(),
         },
         MetricsSources {
-            page: Arc::new(move || p.lock().unwrap().clone()),
-            v3_page: Arc::new(crate::controller::status::v3::StatusPage::default),
+            page: Arc::new(move || (p.lock().unwrap().clone(), NextTurn::default())),
+            v3_page: Arc::new(|| {
+                (
+                    crate::controller::status::v3::StatusPage::default(),
+                    NextTurn::default(),
+                )
+            }),
             is_leader: Arc::new(move || l.load(Ordering::SeqCst)),
+            changes: None,
         },
     )
     .unwrap();

@@ -233,9 +233,25 @@ impl Subject<'_> {
     }
 }
 
+/// The earliest moment after a rendering at which some entry changes by the clock alone (a
+/// result turns stale, a never-run check's first result turns overdue): until then, the
+/// rendering stays true.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct NextTurn(pub Option<Timestamp>);
+
+impl NextTurn {
+    fn at(&mut self, t: Timestamp) {
+        self.0 = Some(self.0.map_or(t, |n| n.min(t)));
+    }
+}
+
 /// The details of one check: its record, its spec errors, whether it is suspended, and
-/// whether its result is stale.
-fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
+/// whether its result is stale; `turn` learns when that judgement changes by the clock.
+fn details_of(
+    subject: Subject<'_>,
+    now: Timestamp,
+    turn: &mut NextTurn,
+) -> Option<WorkloadDetails> {
     let Subject {
         namespace,
         name,
@@ -289,6 +305,7 @@ fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
         let first = timing.cadence.first_start(created);
         let overdue = add(first, tolerance);
         if now <= overdue {
+            turn.at(overdue);
             return None;
         }
         let of_slot = match &timing.cadence {
@@ -320,7 +337,9 @@ fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
     if let Some(last) = last {
         let next = timing.cadence.next_after(last);
         let stale_at = add(next, tolerance);
-        if now > stale_at {
+        if now <= stale_at {
+            turn.at(stale_at);
+        } else {
             details.ok = false;
             details.stale = true;
             details.failing_since = details.failing_since.or(Some(stale_at));
@@ -343,8 +362,12 @@ fn details_of(subject: Subject<'_>, now: Timestamp) -> Option<WorkloadDetails> {
 }
 
 /// The page's entry of a HealthCheck (see [`details_of`]).
-pub(crate) fn details_of_healthcheck(hc: &HealthCheck, now: Timestamp) -> Option<WorkloadDetails> {
-    let mut details = details_of(Subject::of_healthcheck(hc), now)?;
+pub(crate) fn details_of_healthcheck(
+    hc: &HealthCheck,
+    now: Timestamp,
+    turn: &mut NextTurn,
+) -> Option<WorkloadDetails> {
+    let mut details = details_of(Subject::of_healthcheck(hc), now, turn)?;
     details.kind = Some("HealthCheck");
     Some(details)
 }
@@ -410,6 +433,12 @@ pub(crate) fn verdict<'a>(
 
 /// Computes the page for the namespaces in `filter` (empty: all).
 pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage {
+    render_until(snapshot, filter).0
+}
+
+/// The page for the namespaces in `filter`, and when it next changes by the clock alone.
+pub fn render_until(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> (StatusPage, NextTurn) {
+    let mut turn = NextTurn::default();
     let included = |ns: &str| filter.is_empty() || filter.contains(ns);
     let states: BTreeMap<String, &KuberhealthyState> = snapshot
         .states
@@ -429,7 +458,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         let k = key_of(&check.namespace().unwrap_or_default(), &check.name_any());
         let state = states.get(&k).copied();
         let subject = Subject::of_check(check, state, dependencies.errors(&k));
-        if let Some(details) = details_of(subject, snapshot.now) {
+        if let Some(details) = details_of(subject, snapshot.now, &mut turn) {
             check_details.insert(k, details);
         }
     }
@@ -445,7 +474,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         if !included(&ns) {
             continue;
         }
-        if let Some(details) = details_of_healthcheck(hc, snapshot.now) {
+        if let Some(details) = details_of_healthcheck(hc, snapshot.now, &mut turn) {
             check_details.insert(healthcheck_key(&ns, &hc.name_any(), &check_keys), details);
         }
     }
@@ -470,14 +499,15 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
             .chain(job_details.values())
             .map(|d| (d.ok, d.errors.as_slice())),
     );
-    StatusPage {
+    let page = StatusPage {
         ok,
         errors,
         check_details,
         job_details,
         current_master: snapshot.current_master.unwrap_or_default().to_string(),
         metadata: snapshot.metadata.clone(),
-    }
+    };
+    (page, turn)
 }
 
 #[cfg(test)]

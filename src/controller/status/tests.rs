@@ -510,3 +510,61 @@ fn a_scheduled_check_shows_its_schedule_and_is_stale_after_its_next_slot() {
     assert_eq!(d.failing_since, Some(ts("2021-03-02T01:06:00Z")));
 }
 mod healthchecks;
+
+fn turn_of(
+    checks: &[Arc<KuberhealthyCheck>],
+    states: &[Arc<KuberhealthyState>],
+    now: &str,
+) -> NextTurn {
+    let metadata = BTreeMap::new();
+    let snapshot = Snapshot {
+        checks,
+        jobs: &[],
+        states,
+        healthchecks: &[],
+        current_master: None,
+        metadata: &metadata,
+        now: ts(now),
+    };
+    render_until(&snapshot, &BTreeSet::new()).1
+}
+
+#[test]
+fn the_next_turn_is_when_the_first_result_turns_stale_or_overdue() {
+    let checks = vec![
+        check("ns", "c", "10m", "5m", CREATED),
+        check("ns", "new", "10m", "5m", "2021-03-01T00:00:00Z"),
+    ];
+    let mut states = vec![v2_state("c", "1s", "2021-03-01T00:02:00Z", "u")];
+    Arc::make_mut(&mut states[0]).metadata.namespace = Some("ns".into());
+    // `new` turns overdue at 00:06, `c` stale at 00:18 (00:02 + 10m + 5m + 1m).
+    assert_eq!(
+        turn_of(&checks, &states, "2021-03-01T00:01:00Z"),
+        NextTurn(Some(ts("2021-03-01T00:06:00Z")))
+    );
+    assert_eq!(
+        turn_of(&checks, &states, "2021-03-01T00:07:00Z"),
+        NextTurn(Some(ts("2021-03-01T00:18:00Z")))
+    );
+    // Until its turn the page is the same; just after it, it is not.
+    let before = page(&checks, &[], &states, "2021-03-01T00:07:00Z", "");
+    assert_eq!(
+        before,
+        page(&checks, &[], &states, "2021-03-01T00:18:00Z", "")
+    );
+    assert_ne!(
+        before,
+        page(&checks, &[], &states, "2021-03-01T00:18:00.000000001Z", "")
+    );
+    // Once everything is stale, nothing changes by the clock any more.
+    assert_eq!(
+        turn_of(&checks, &states, "2021-03-01T00:19:00Z"),
+        NextTurn(None)
+    );
+    // A suspended check never turns.
+    let suspended = [check_with("c", serde_json::json!({"suspend": true}))];
+    assert_eq!(
+        turn_of(&suspended, &states, "2021-03-01T00:01:00Z"),
+        NextTurn(None)
+    );
+}

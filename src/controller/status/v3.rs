@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::{Snapshot, details_of_healthcheck, verdict};
+use super::{NextTurn, Snapshot, details_of_healthcheck, verdict};
 use crate::api::HealthCheck;
 
 /// One HealthCheck, with v3's keys in v3's order; zero values are left out as v3's
@@ -98,8 +98,8 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
-fn details(hc: &HealthCheck, snapshot: &Snapshot<'_>) -> Option<CheckDetails> {
-    let judged = details_of_healthcheck(hc, snapshot.now)?;
+fn details(hc: &HealthCheck, snapshot: &Snapshot<'_>, turn: &mut NextTurn) -> Option<CheckDetails> {
+    let judged = details_of_healthcheck(hc, snapshot.now, turn)?;
     let status = hc.status.clone().unwrap_or_default();
     let timing = hc.validate().ok();
     let running = status.run_in_flight();
@@ -134,6 +134,12 @@ fn details(hc: &HealthCheck, snapshot: &Snapshot<'_>) -> Option<CheckDetails> {
 
 /// Computes the page for the namespaces in `filter` (empty: all).
 pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage {
+    render_until(snapshot, filter).0
+}
+
+/// The page for the namespaces in `filter`, and when it next changes by the clock alone.
+pub fn render_until(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> (StatusPage, NextTurn) {
+    let mut turn = NextTurn::default();
     let included: Vec<&HealthCheck> = snapshot
         .healthchecks
         .iter()
@@ -149,7 +155,7 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
     }
     let mut check_details = BTreeMap::new();
     for hc in included {
-        let Some(entry) = details(hc, snapshot) else {
+        let Some(entry) = details(hc, snapshot, &mut turn) else {
             continue;
         };
         let name = hc.name_any();
@@ -161,11 +167,12 @@ pub fn render(snapshot: &Snapshot<'_>, filter: &BTreeSet<String>) -> StatusPage 
         check_details.insert(key, entry);
     }
     let (ok, errors) = verdict(check_details.values().map(|d| (d.ok, d.errors.as_slice())));
-    StatusPage {
+    let page = StatusPage {
         ok,
         errors,
         check_details,
         current_master: snapshot.current_master.unwrap_or_default().to_string(),
         metadata: snapshot.metadata.clone(),
-    }
+    };
+    (page, turn)
 }

@@ -1,6 +1,8 @@
 //! The watch-fed cache every replica serves from: checks, jobs, states, checker pods and, when
 //! served, v3 HealthChecks, kept current by kube-runtime reflectors. HTTP reads come from here
-//! only, never from the API server.
+//! only, never from the API server. Objects are trimmed to what the replica reads ([`lean`]).
+
+pub mod lean;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -41,18 +43,34 @@ impl Cache {
             namespace,
             all.clone(),
             changes_tx.clone(),
+            lean::trim,
         );
-        let (jobs, jobs_synced) =
-            reflect::<KuberhealthyJob>(client.clone(), namespace, all.clone(), changes_tx.clone());
-        let (states, states_synced) =
-            reflect::<KuberhealthyState>(client.clone(), namespace, all, changes_tx.clone());
+        let (jobs, jobs_synced) = reflect::<KuberhealthyJob>(
+            client.clone(),
+            namespace,
+            all.clone(),
+            changes_tx.clone(),
+            lean::trim,
+        );
+        let (states, states_synced) = reflect::<KuberhealthyState>(
+            client.clone(),
+            namespace,
+            all,
+            changes_tx.clone(),
+            lean::trim,
+        );
         let checker_pods = watcher::Config::default().labels(&format!(
             "{}={}",
             names::LABEL_APP,
             names::LABEL_APP_VALUE
         ));
-        let (pods, pods_synced) =
-            reflect::<Pod>(client.clone(), namespace, checker_pods, changes_tx.clone());
+        let (pods, pods_synced) = reflect::<Pod>(
+            client.clone(),
+            namespace,
+            checker_pods,
+            changes_tx.clone(),
+            lean::project_pod,
+        );
         let mut synced = vec![
             ("khchecks", checks_synced),
             ("khjobs", jobs_synced),
@@ -60,8 +78,13 @@ impl Cache {
             ("checker pods", pods_synced),
         ];
         let healthchecks = healthchecks.then(|| {
-            let (store, flag) =
-                reflect::<HealthCheck>(client, namespace, watcher::Config::default(), changes_tx);
+            let (store, flag) = reflect::<HealthCheck>(
+                client,
+                namespace,
+                watcher::Config::default(),
+                changes_tx,
+                lean::trim,
+            );
             synced.push(("healthchecks", flag));
             store
         });
@@ -93,6 +116,12 @@ impl Cache {
             .unwrap_or_default()
     }
 
+    /// A counter that moves whenever any cached object changes: what served documents are
+    /// rendered again on.
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
     /// A receiver that changes whenever any cached object changes.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.clone()
@@ -104,6 +133,7 @@ fn reflect<K>(
     namespace: Option<&str>,
     config: watcher::Config,
     changes: Arc<watch::Sender<u64>>,
+    trim: fn(&mut K),
 ) -> (Store<K>, Arc<AtomicBool>)
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -122,7 +152,7 @@ where
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let kind = K::plural(&()).to_string();
-    let stream = reflector::reflector(writer, watcher(api, config).backoff(watch_backoff()));
+    let stream = cached(writer, watcher(api, config).backoff(watch_backoff()), trim);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -144,6 +174,19 @@ where
         }
     });
     (store, synced)
+}
+
+/// The events of `events`, each object trimmed by `trim` before `writer` stores it.
+pub(crate) fn cached<K, S>(
+    writer: reflector::store::Writer<K>,
+    events: S,
+    trim: fn(&mut K),
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    reflector::reflector(writer, events.modify(trim))
 }
 
 /// The retry pace of every watch: kube's default grows to 30 s during an API-server outage,
