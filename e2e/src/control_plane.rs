@@ -315,6 +315,22 @@ impl ControlPlane {
         self.network.host_ip()
     }
 
+    /// Freezes etcd (SIGSTOP): the API server stays up, but every request that needs
+    /// storage hangs until [`ControlPlane::resume_etcd`].
+    pub fn pause_etcd(&self) -> Result<()> {
+        self.etcd.signal(libc::SIGSTOP)
+    }
+
+    /// Thaws etcd after [`ControlPlane::pause_etcd`].
+    pub fn resume_etcd(&self) -> Result<()> {
+        self.etcd.signal(libc::SIGCONT)
+    }
+
+    /// etcd's pid (its process group).
+    pub fn etcd_pid(&self) -> u32 {
+        self.etcd.pid()
+    }
+
     /// The pod network the pod runner puts pods on.
     pub fn network(&self) -> &PodNetwork {
         &self.network

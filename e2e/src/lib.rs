@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod http;
 pub mod kubeconfig;
+pub mod leadership;
 pub mod lease_watch;
 pub mod logs;
 pub mod manifests;
@@ -35,6 +36,7 @@ pub mod process;
 pub mod replica;
 pub mod resources;
 pub mod session;
+pub mod slots;
 pub mod wait;
 
 pub use accounts::ApiEndpoint;

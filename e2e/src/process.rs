@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -37,6 +38,22 @@ pub fn configure(cmd: &mut Command, death_signal: libc::c_int) {
             // The parent may have died before prctl took effect.
             if libc::getppid() != parent {
                 libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Has `cmd` join the network namespace open as `netns` (a `/run/netns/<name>` file) before
+/// it executes; `netns` must stay open until `cmd` is spawned.
+pub fn join_netns(cmd: &mut Command, netns: &File) {
+    let fd = netns.as_raw_fd();
+    // SAFETY: runs between fork and exec and only calls setns(2), which is async-signal-safe;
+    // `fd` is open at fork time (the caller keeps it; close-on-exec is fine).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::process::ProcessGroup;
+use crate::process::{self, ProcessGroup};
 use crate::{binaries, http, ports};
 
 /// How to start one replica.
@@ -28,6 +28,11 @@ pub struct ReplicaOptions {
     pub listen_ip: Ipv4Addr,
     /// Port for `KH_LISTEN_ADDRESS`; a free one when `None`.
     pub listen_port: Option<u16>,
+    /// A network namespace to run in (a [`ReplicaNetwork`]'s, whose address is then
+    /// `listen_ip`); `None` runs in the host's network.
+    ///
+    /// [`ReplicaNetwork`]: crate::network::replica::ReplicaNetwork
+    pub netns: Option<PathBuf>,
     /// More environment, applied last.
     pub env: Vec<(String, String)>,
     /// Arguments after `run`.
@@ -53,6 +58,7 @@ impl ReplicaOptions {
             external_reporting_url: None,
             listen_ip,
             listen_port: None,
+            netns: None,
             env: Vec::new(),
             args: Vec::new(),
             binary: None,
@@ -74,9 +80,11 @@ impl Replica {
             Some(binary) => binary,
             None => binaries::kuberhealthy()?,
         };
-        let port = match options.listen_port {
-            Some(port) => port,
-            None => ports::free_port(options.listen_ip)?,
+        // In a namespace of its own, every port of its address is free.
+        let port = match (options.listen_port, &options.netns) {
+            (Some(port), _) => port,
+            (None, Some(_)) => ports::free_port(Ipv4Addr::LOCALHOST)?,
+            (None, None) => ports::free_port(options.listen_ip)?,
         };
         let addr = SocketAddr::from((options.listen_ip, port));
         let mut cmd = Command::new(&binary);
@@ -95,8 +103,21 @@ impl Replica {
             cmd.env("KH_EXTERNAL_REPORTING_URL", url);
         }
         cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
+        let netns = options
+            .netns
+            .as_ref()
+            .map(|path| {
+                std::fs::File::open(path)
+                    .with_context(|| format!("opening the network namespace {}", path.display()))
+            })
+            .transpose()?;
+        if let Some(netns) = &netns {
+            process::join_netns(&mut cmd, netns);
+        }
         let log = options.log_dir.join(format!("{}.log", options.name));
+        // `netns` stays open until here: the spawn has forked by the time this returns.
         let process = ProcessGroup::spawn(&options.name, cmd, &log)?;
+        drop(netns);
         Ok(Self {
             name: options.name,
             addr,

@@ -14,6 +14,7 @@
 //! `e2e/leftovers.sh` reads to find what a session left behind.
 
 mod ip;
+pub mod replica;
 pub mod sandbox;
 
 use std::fs::{File, OpenOptions};
@@ -42,7 +43,10 @@ pub struct NetworkId(pub u8);
 /// The prefix length of every pod network.
 pub const PREFIX_LEN: u8 = 24;
 /// The host parts pods get (`.1` is the host, `.255` broadcast).
-pub const POD_HOSTS: std::ops::RangeInclusive<u8> = 2..=254;
+pub const POD_HOSTS: std::ops::RangeInclusive<u8> = 2..=239;
+/// The host parts replicas in network namespaces of their own get: apart from the pods',
+/// because the pod runner (another process) hands those out and removes their leftovers.
+pub const REPLICA_HOSTS: std::ops::RangeInclusive<u8> = 240..=254;
 
 impl NetworkId {
     /// Its name among what `cleanup` undoes at exit.
@@ -265,18 +269,20 @@ pub(crate) fn remove(id: NetworkId) {
     remove_objects(id, true);
 }
 
-/// Removes the pods' namespaces and veths of network `id`, or with `bridge` the whole network.
+/// Removes the pods' namespaces and veths of network `id`, or with `bridge` the whole network
+/// (replicas' namespaces too).
 fn remove_objects(id: NetworkId, bridge: bool) {
     let Ok(links) = ip::link_names() else { return };
+    let wanted = |host: Option<u8>| host.is_some_and(|h| bridge || POD_HOSTS.contains(&h));
     let mut commands: Vec<String> = links
         .iter()
-        .filter(|name| id.pod_of_link(name).is_some())
+        .filter(|name| wanted(id.pod_of_link(name)))
         .map(|name| format!("link del {name}"))
         .collect();
     commands.extend(
         ip::netns_names()
             .iter()
-            .filter(|name| id.pod_of_netns(name).is_some())
+            .filter(|name| wanted(id.pod_of_netns(name)))
             .map(|name| format!("netns del {name}")),
     );
     if bridge && links.contains(&id.bridge()) {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -16,24 +17,32 @@ use super::{NetworkId, POD_HOSTS, PREFIX_LEN, ip};
 /// finished pod must not be taken for the new one's).
 #[derive(Debug)]
 pub struct IpPool {
+    hosts: RangeInclusive<u8>,
     next: u8,
     in_use: BTreeSet<u8>,
 }
 
 impl Default for IpPool {
+    /// The pods' addresses.
     fn default() -> Self {
-        IpPool {
-            next: *POD_HOSTS.start(),
-            in_use: BTreeSet::new(),
-        }
+        IpPool::new(POD_HOSTS)
     }
 }
 
 impl IpPool {
+    /// A pool of the host parts `hosts`.
+    pub fn new(hosts: RangeInclusive<u8>) -> Self {
+        IpPool {
+            next: *hosts.start(),
+            hosts,
+            in_use: BTreeSet::new(),
+        }
+    }
+
     /// The first free host part from where the last search stopped, or `None` when every
     /// address is in use.
     pub fn take(&mut self) -> Option<u8> {
-        let (first, last) = (*POD_HOSTS.start(), *POD_HOSTS.end());
+        let (first, last) = (*self.hosts.start(), *self.hosts.end());
         let count = usize::from(last - first) + 1;
         let host = (0..count)
             .map(|i| first + ((usize::from(self.next - first) + i) % count) as u8)
@@ -103,7 +112,12 @@ impl Sandbox {
 
     /// What a process joins with `setns(2)` to run in the pod's network.
     pub fn netns_path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(self.id.netns(self.host))
+        PathBuf::from("/run/netns").join(self.netns_name())
+    }
+
+    /// The namespace's name, for `ip -n`.
+    pub fn netns_name(&self) -> String {
+        self.id.netns(self.host)
     }
 }
 
@@ -126,7 +140,7 @@ impl Drop for Sandbox {
 }
 
 /// Removes the pod namespaces and veths of network `id` that an earlier pod runner left
-/// (its pods' processes died with it), keeping the bridge.
+/// (its pods' processes died with it), keeping the bridge and the replicas' namespaces.
 pub fn remove_all(id: NetworkId) {
     super::remove_objects(id, false);
 }
@@ -149,7 +163,7 @@ mod tests {
         let rest: Vec<u8> = std::iter::from_fn(|| pool.take()).collect();
         assert_eq!(rest.first(), Some(&5));
         assert_eq!(rest.last(), Some(&2), "then the search wraps around");
-        assert_eq!(rest.len() + 2, 253, "253 addresses in all");
+        assert_eq!(rest.len() + 2, 238, "238 addresses in all");
         assert_eq!(pool.take(), None);
         pool.give_back(100);
         assert_eq!(pool.take(), Some(100));

@@ -1,7 +1,6 @@
 //! One container = one local process group running `command` + `args`.
 
-use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -73,17 +72,7 @@ impl ContainerProcess {
         // SIGKILL if the runner dies: a container must never outlive its kubelet.
         process::configure(&mut cmd, libc::SIGKILL);
         if let Some(netns) = &netns {
-            let fd = netns.as_raw_fd();
-            // SAFETY: runs between fork and exec and only calls setns(2), which is
-            // async-signal-safe; `fd` stays open until after the spawn (it is close-on-exec).
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            process::join_netns(&mut cmd, netns);
         }
         let child = tokio::process::Command::from(cmd)
             .spawn()

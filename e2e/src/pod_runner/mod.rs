@@ -23,6 +23,7 @@ mod container;
 pub mod env;
 mod node;
 mod pod;
+pub mod record;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};

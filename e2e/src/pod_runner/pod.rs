@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::container::{self, ContainerProcess, Launch};
 use super::env::{self, PodFacts, Sources};
 use super::is_missing_image;
+use super::record::{self, Entry, Event};
 use super::status::{ContainerRecord, PodView, now};
 use crate::network::NetworkId;
 use crate::network::sandbox::{IpPool, Sandbox};
@@ -358,6 +359,10 @@ impl<'a> Lifecycle<'a> {
             match ContainerProcess::start(launch, &self.pod.name_any()) {
                 Ok(process) => {
                     tracing::info!(pod = %self.key, container = %record.name, pid = process.pid(), "started container");
+                    record::append(
+                        &self.ctx.log_dir,
+                        &Entry::new(self.pod, &record.name, Event::Started, None),
+                    );
                     record.set_running(process.pid(), process.started_at.clone());
                     processes.push(Some(process));
                 }
@@ -392,6 +397,10 @@ impl<'a> Lifecycle<'a> {
                     Some((i, exit)) = exits.next() => {
                         let record = &mut self.view.containers[i];
                         tracing::info!(pod = %self.key, container = %record.name, code = exit.code, "container exited");
+                        record::append(
+                            &self.ctx.log_dir,
+                            &Entry::new(self.pod, &record.name, Event::Exited, Some(exit.code)),
+                        );
                         record.set_terminated(exit.code, Some(exit.started_at), None);
                         if !exits.is_empty() {
                             self.write_status().await?;

@@ -13,6 +13,10 @@
 //!   nothing after it resumed; figures in `target/e2e-figures/pause.json`.
 //! - `outage`: the API server is stopped for 20 s; figures in
 //!   `target/e2e-figures/outage.json`.
+//! - `partition`: replicas in network namespaces of their own; the leader's path to the API
+//!   server is cut while it leads, then healed; figures in `target/e2e-figures/partition.json`.
+//! - `stall`: etcd is frozen (SIGSTOP) past the lease mid-schedule, then thawed; figures in
+//!   `target/e2e-figures/stall.json`.
 //!
 //! Every test also proves "one leader at a time" from the audit log (see `history`).
 //! The tests of this binary run one at a time ([`serial`]): their measurements must not
@@ -26,8 +30,10 @@ mod handover;
 mod history;
 mod observe;
 mod outage;
+mod partition;
 mod pause;
 mod setup;
+mod stall;
 
 use std::time::Duration;
 

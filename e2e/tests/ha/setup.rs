@@ -12,6 +12,8 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use kuberhealthy_e2e::audit::{self, AuditEvent};
+use kuberhealthy_e2e::network::replica::ReplicaNetwork;
+use kuberhealthy_e2e::pod_runner::record;
 use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
     ControlPlane, ControlPlaneOptions, Replica, ReplicaOptions, TestCluster, TestContext, binaries,
@@ -30,6 +32,19 @@ pub const REPLICAS: usize = 3;
 /// Checks due every 2 s, so the leader always has runs to start, pods to create and reap.
 pub const CHECKS: usize = 3;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where replicas run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// In the host's network, listening on the pod network's host side.
+    Host,
+    /// Each in a network namespace of its own on the pod network, so that its path to the
+    /// API server can be cut ([`Ha::network`]).
+    OwnNetwork,
+}
+
+/// The port replicas in a network namespace of their own listen on (all are free there).
+const OWN_NETWORK_PORT: u16 = 8080;
 
 /// Where checker pods send their reports (`KH_EXTERNAL_REPORTING_URL`).
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +65,23 @@ pub fn check_name(index: usize) -> String {
 
 /// A check that reports OK to the URL its run was given.
 fn check_yaml(name: &str) -> String {
+    checker_yaml(name, CHECK_INTERVAL, "curl")
+}
+
+/// A check due every `interval` that works for `work` before it reports OK (so its runs
+/// stay in flight), retrying its report for a while when it is not accepted (as check
+/// clients do on 5xx).
+pub fn working_check_yaml(name: &str, interval: Duration, work: Duration) -> String {
+    let script = format!(
+        "sleep {}; curl --retry 10 --retry-delay 1 --retry-all-errors",
+        work.as_secs_f64()
+    );
+    checker_yaml(name, interval, &script)
+}
+
+/// A check due every `interval` whose checker runs `curl` (a command line ending with curl
+/// and options of its own) to post OK with the run's UUID.
+fn checker_yaml(name: &str, interval: Duration, curl: &str) -> String {
     format!(
         r#"apiVersion: comcast.github.io/v1
 kind: KuberhealthyCheck
@@ -65,10 +97,10 @@ spec:
       command: ["sh", "-c"]
       args:
       - >-
-        curl --fail --silent --show-error -X POST -H "kh-run-uuid: $KH_RUN_UUID"
+        {curl} --fail --silent --show-error -X POST -H "kh-run-uuid: $KH_RUN_UUID"
         -d '{{"OK": true}}' "$KH_REPORTING_URL"
 "#,
-        interval = CHECK_INTERVAL.as_secs()
+        interval = interval.as_secs(),
     )
 }
 
@@ -76,6 +108,9 @@ spec:
 /// the logs if the test panicked), then the pod runner and the control plane.
 pub struct Ha {
     replicas: Vec<Replica>,
+    /// Replicas' own network namespaces ([`Placement::OwnNetwork`]), removed once the
+    /// replicas are gone.
+    networks: Vec<ReplicaNetwork>,
     /// Where each replica listens (the pod network's host side), kept across restarts.
     addrs: Vec<SocketAddr>,
     pub lease: LeaseLog,
@@ -90,8 +125,18 @@ pub struct Ha {
 }
 
 impl Ha {
-    /// Everything but the replicas: see [`Ha::spawn`] and [`Ha::spawn_all`].
+    /// Everything but the replicas, which run in the host's network: see [`Ha::spawn`] and
+    /// [`Ha::spawn_all`].
     pub async fn start(test_name: &str, reporting: Reporting) -> Result<Ha> {
+        Self::start_placed(test_name, reporting, Placement::Host).await
+    }
+
+    /// Like [`Ha::start`], with replicas placed as `placement` says.
+    pub async fn start_placed(
+        test_name: &str,
+        reporting: Reporting,
+        placement: Placement,
+    ) -> Result<Ha> {
         let plane =
             ControlPlane::start_audited(ControlPlaneOptions::default(), audit::WRITES_POLICY)
                 .await
@@ -119,13 +164,28 @@ impl Ha {
             ctx.apply_yaml(&check_yaml(&check_name(i))).await?;
         }
         let host_ip = ctx.host_ip();
-        let addrs = (0..REPLICAS)
-            .map(|_| Ok(SocketAddr::from((host_ip, ports::free_port(host_ip)?))))
-            .collect::<Result<Vec<_>>>()?;
+        let plane = cluster.control_plane();
+        let api_server = SocketAddr::from((host_ip, plane.port()));
+        let networks = match placement {
+            Placement::Host => Vec::new(),
+            Placement::OwnNetwork => (0..REPLICAS)
+                .map(|_| ReplicaNetwork::create(plane.network().id(), api_server))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let addrs = match placement {
+            Placement::Host => (0..REPLICAS)
+                .map(|_| Ok(SocketAddr::from((host_ip, ports::free_port(host_ip)?))))
+                .collect::<Result<Vec<_>>>()?,
+            Placement::OwnNetwork => networks
+                .iter()
+                .map(|n| SocketAddr::from((n.ip(), OWN_NETWORK_PORT)))
+                .collect(),
+        };
         let lease = LeaseLog::start(client.clone(), &namespace, LEASE_NAME);
         let runs = RunLog::start(client.clone(), &namespace);
         Ok(Ha {
             replicas: Vec::new(),
+            networks,
             addrs,
             lease,
             runs,
@@ -147,6 +207,10 @@ impl Ha {
             self.ctx.host_ip(),
             self.ctx.log_dir(),
         );
+        if let Some(network) = self.networks.get(index) {
+            options.listen_ip = network.ip();
+            options.netns = Some(network.netns_path());
+        }
         options.target_namespace = Some(self.ctx.namespace().to_string());
         // The same port across restarts, so a replica's reporting URL stays its own.
         options.listen_port = Some(self.addrs[index].port());
@@ -214,6 +278,16 @@ impl Ha {
         &mut self.replicas[index]
     }
 
+    /// Replica `index`'s own network namespace ([`Placement::OwnNetwork`]).
+    pub fn network(&self, index: usize) -> &ReplicaNetwork {
+        &self.networks[index]
+    }
+
+    /// The pod runner's record of the containers it started and saw exit.
+    pub fn pod_record(&self) -> Result<Vec<record::Entry>> {
+        record::read(self.cluster.pod_logs_dir())
+    }
+
     pub fn addr(&self, index: usize) -> SocketAddr {
         self.addrs[index]
     }
@@ -224,6 +298,15 @@ impl Ha {
 
     pub fn namespace(&self) -> &str {
         self.ctx.namespace()
+    }
+
+    /// Applies `yaml` into the test's namespace.
+    pub async fn apply(&self, yaml: &str) -> Result<()> {
+        self.ctx.apply_yaml(yaml).await.map(drop)
+    }
+
+    pub fn control_plane(&self) -> &ControlPlane {
+        self.cluster.control_plane()
     }
 
     pub fn cluster_mut(&mut self) -> &mut TestCluster {
