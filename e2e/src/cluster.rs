@@ -15,6 +15,7 @@ use crate::accounts::{self, ApiEndpoint};
 use crate::control_plane::ControlPlane;
 use crate::logs::{self, LogSource};
 use crate::network::NetworkId;
+use crate::pod_runner::logs::KubeletTls;
 use crate::pod_runner::{self, DEFAULT_NODE_NAME};
 use crate::process::ProcessGroup;
 use crate::replica::ReplicaOptions;
@@ -46,6 +47,7 @@ impl TestCluster {
             &pod_logs,
             &control_plane.log_dir().join("pod-runner.log"),
             control_plane.network().id(),
+            &control_plane.kubelet_tls(),
         )?;
         let mut cluster = Self {
             pod_runner,
@@ -115,14 +117,15 @@ impl TestCluster {
 }
 
 /// Starts the `pod-runner` binary against `kubeconfig`, putting pods on `network`, logging
-/// to `log`. It gets SIGTERM (and 10 s to kill its containers and remove their networks)
-/// when dropped or when this process dies.
+/// to `log`, serving container logs with `kubelet` TLS. It gets SIGTERM (and 10 s to kill
+/// its containers and remove their networks) when dropped or when this process dies.
 pub fn spawn_pod_runner(
     binary: &Path,
     kubeconfig: &Path,
     pod_logs: &Path,
     log: &Path,
     network: NetworkId,
+    kubelet: &KubeletTls,
 ) -> Result<ProcessGroup> {
     let mut cmd = Command::new(binary);
     cmd.arg("--kubeconfig")
@@ -132,7 +135,13 @@ pub fn spawn_pod_runner(
         .arg("--node-name")
         .arg(DEFAULT_NODE_NAME)
         .arg("--pod-network")
-        .arg(network.0.to_string());
+        .arg(network.0.to_string())
+        .arg("--kubelet-cert")
+        .arg(&kubelet.cert)
+        .arg("--kubelet-key")
+        .arg(&kubelet.key)
+        .arg("--client-ca")
+        .arg(&kubelet.client_ca);
     ProcessGroup::spawn_graceful("pod-runner", cmd, log, Duration::from_secs(10))
 }
 

@@ -15,6 +15,7 @@ use crate::accounts::ApiEndpoint;
 use crate::binaries::{self, ControlPlaneBinaries};
 use crate::network::PodNetwork;
 use crate::pki::{self, Pki, PkiFiles};
+use crate::pod_runner::logs::KubeletTls;
 use crate::process::ProcessGroup;
 use crate::{cleanup, kubeconfig, ports, session};
 
@@ -246,6 +247,22 @@ impl ControlPlane {
             "--enable-priority-and-fairness=false".to_string(),
             format!("--cert-dir={}", dir.join("apiserver-certs").display()),
             "--profiling=false".to_string(),
+            // `pods/log` goes to the pod runner's kubelet endpoint: at the Node's InternalIP
+            // (its Hostname resolves nowhere), verified by the cluster CA, with a client
+            // certificate the runner checks.
+            "--kubelet-preferred-address-types=InternalIP".to_string(),
+            format!(
+                "--kubelet-certificate-authority={}",
+                self.pki.ca_cert.display()
+            ),
+            format!(
+                "--kubelet-client-certificate={}",
+                self.pki.kubelet_client_cert.display()
+            ),
+            format!(
+                "--kubelet-client-key={}",
+                self.pki.kubelet_client_key.display()
+            ),
             "--v=1".to_string(),
         ]);
         if let (Some(policy), Some(log)) = (&self.audit_policy, self.audit_log_path()) {
@@ -329,6 +346,15 @@ impl ControlPlane {
     /// etcd's pid (its process group).
     pub fn etcd_pid(&self) -> u32 {
         self.etcd.pid()
+    }
+
+    /// The TLS files of the pod runner's kubelet endpoint, which this API server trusts.
+    pub fn kubelet_tls(&self) -> KubeletTls {
+        KubeletTls {
+            cert: self.pki.kubelet_cert.clone(),
+            key: self.pki.kubelet_key.clone(),
+            client_ca: self.pki.ca_cert.clone(),
+        }
     }
 
     /// The pod network the pod runner puts pods on.

@@ -19,6 +19,12 @@ pub struct Pki {
     pub serving_key: String,
     pub service_account_key: String,
     pub service_account_public_key: String,
+    /// The pod runner's kubelet endpoint: serving certificate for `host_ip`.
+    pub kubelet_cert: String,
+    pub kubelet_key: String,
+    /// The API server's client certificate towards kubelets (`pods/log`).
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
 }
 
 /// Paths of the files [`Pki::write`] created.
@@ -29,6 +35,10 @@ pub struct PkiFiles {
     pub serving_key: PathBuf,
     pub service_account_key: PathBuf,
     pub service_account_public_key: PathBuf,
+    pub kubelet_cert: PathBuf,
+    pub kubelet_key: PathBuf,
+    pub kubelet_client_cert: PathBuf,
+    pub kubelet_client_key: PathBuf,
 }
 
 impl Pki {
@@ -71,15 +81,56 @@ impl Pki {
             .context("signing the serving certificate")?;
 
         let sa_key = KeyPair::generate().context("generating the service-account signing key")?;
+        let (kubelet_cert, kubelet_key) = leaf(
+            &ca,
+            vec![host_ip.to_string()],
+            "e2e-node",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
+        let (kubelet_client_cert, kubelet_client_key) = leaf(
+            &ca,
+            vec![],
+            "kube-apiserver-kubelet-client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
         Ok(Self {
             ca_cert: ca_cert.pem(),
             serving_cert: serving_cert.pem(),
             serving_key: serving_key.serialize_pem(),
             service_account_key: sa_key.serialize_pem(),
             service_account_public_key: sa_key.public_key_pem(),
+            kubelet_cert,
+            kubelet_key,
+            kubelet_client_cert,
+            kubelet_client_key,
         })
     }
+}
 
+/// A certificate and key signed by `ca` for `names`, for one use.
+fn leaf(
+    ca: &Issuer<'_, KeyPair>,
+    names: Vec<String>,
+    common_name: &str,
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<(String, String)> {
+    let key = KeyPair::generate().with_context(|| format!("generating the {common_name} key"))?;
+    let mut params = CertificateParams::new(names)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![usage];
+    let cert = params
+        .signed_by(&key, ca)
+        .with_context(|| format!("signing the {common_name} certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+impl Pki {
     /// Writes the PEM files into `dir`.
     pub fn write(&self, dir: &Path) -> Result<PkiFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -89,6 +140,10 @@ impl Pki {
             serving_key: dir.join("apiserver.key"),
             service_account_key: dir.join("sa.key"),
             service_account_public_key: dir.join("sa.pub"),
+            kubelet_cert: dir.join("kubelet.crt"),
+            kubelet_key: dir.join("kubelet.key"),
+            kubelet_client_cert: dir.join("apiserver-kubelet-client.crt"),
+            kubelet_client_key: dir.join("apiserver-kubelet-client.key"),
         };
         for (path, pem) in [
             (&files.ca_cert, &self.ca_cert),
@@ -99,6 +154,10 @@ impl Pki {
                 &files.service_account_public_key,
                 &self.service_account_public_key,
             ),
+            (&files.kubelet_cert, &self.kubelet_cert),
+            (&files.kubelet_key, &self.kubelet_key),
+            (&files.kubelet_client_cert, &self.kubelet_client_cert),
+            (&files.kubelet_client_key, &self.kubelet_client_key),
         ] {
             std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
         }

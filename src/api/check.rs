@@ -72,6 +72,19 @@ pub struct CheckTiming {
     pub timeout: Duration,
 }
 
+/// Slack on top of `runInterval + timeout` before a result counts as stale: time for a
+/// leader to be elected and the next pod to start.
+pub const STALE_TOLERANCE: Duration = Duration::from_secs(60);
+
+impl CheckTiming {
+    /// When a result written at `last` turns stale: the run of the next slot should have
+    /// reported within its timeout plus [`STALE_TOLERANCE`].
+    pub fn stale_at(&self, last: jiff::Timestamp) -> jiff::Timestamp {
+        let next = self.cadence.next_after(last);
+        super::time::add(next, self.timeout + STALE_TOLERANCE)
+    }
+}
+
 /// The annotation that asks for a run now (`kuberhealthy run-now`, `POST /api/run`, or by
 /// hand): each distinct value is honoured once.
 pub const RUN_REQUESTED_AT: &str = "kuberhealthy.github.io/run-requested-at";

@@ -7,10 +7,12 @@ pub mod cadence;
 pub mod check;
 pub mod duration;
 pub mod healthcheck;
+pub mod history;
 pub mod job;
 pub mod names;
 pub mod state;
 pub mod time;
+pub mod uptime;
 pub mod validate;
 
 pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};

@@ -10,8 +10,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// How many past runs `history` keeps.
-pub const HISTORY_LIMIT: usize = 10;
+pub use super::history::{DayCounts, HISTORY_LIMIT, RunResult};
 
 /// The last result of a check or job, written by Kuberhealthy.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -125,9 +124,13 @@ pub struct KuberhealthyStateSpec {
         skip_serializing_if = "is_zero"
     )]
     pub consecutive_failures: u32,
-    /// The most recent finished runs, newest first, at most [`HISTORY_LIMIT`].
+    /// The most recent finished runs, newest first, at most [`HISTORY_LIMIT`]. With `daily`,
+    /// bounded in size (see [`super::history`]).
     #[serde(rename = "history", default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RunResult>,
+    /// Counters per UTC day for the last 30 days, in day order: what uptime is computed from.
+    #[serde(rename = "daily", default, skip_serializing_if = "Vec::is_empty")]
+    pub daily: Vec<DayCounts>,
 }
 
 /// Which kind of resource a khstate belongs to (v2's `khWorkload`).
@@ -145,18 +148,6 @@ pub enum Workload {
 pub struct LeaderTerm {
     pub holder: String,
     pub transitions: i32,
-}
-
-/// One finished run, kept in `history`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RunResult {
-    pub uuid: String,
-    pub started_at: Timestamp,
-    pub finished_at: Timestamp,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
 }
 
 impl KuberhealthyStateSpec {
@@ -198,6 +189,7 @@ mod tests {
             finished_at: Timestamp::UNIX_EPOCH,
             ok: true,
             errors: vec![],
+            log_excerpt: None,
         }
     }
 

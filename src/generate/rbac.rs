@@ -38,6 +38,12 @@ pub const CONTROLLER_RULES: &[Rule] = &[
         why: "creating, watching and reaping checker pods; finding the run of a report",
     },
     Rule {
+        group: "",
+        resources: &["pods/log"],
+        verbs: &["get"],
+        why: "the last lines a checker printed, kept with a run that failed without reporting",
+    },
+    Rule {
         group: "events.k8s.io",
         resources: &["events"],
         verbs: &["create", "patch"],

@@ -77,11 +77,13 @@ async fn main() -> Result<()> {
         &state.join("pods"),
         &logs.join("pod-runner.log"),
         control_plane.network().id(),
+        &control_plane.kubelet_tls(),
     )?;
     wait_for_node(&client, &mut pod_runner, Duration::from_secs(60)).await?;
     println!(
         "Pod runner ready: it runs pod containers as local processes, each pod in a network \
-         namespace of its own on {} (bridge {}, host side {})",
+         namespace of its own on {} (bridge {}, host side {}); `kubectl logs` of a pod reads \
+         its container's output from it",
         control_plane.network().id().subnet(),
         control_plane.network().id().bridge(),
         control_plane.host_ip()

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Parser;
 use kuberhealthy_e2e::kubeconfig;
 use kuberhealthy_e2e::network::NetworkId;
+use kuberhealthy_e2e::pod_runner::logs::KubeletTls;
 use kuberhealthy_e2e::pod_runner::{self, DEFAULT_NODE_NAME, PodRunnerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -27,6 +28,15 @@ struct Args {
     /// `10.213.<n>.0/24` (see `kuberhealthy_e2e::network`).
     #[arg(long)]
     pod_network: u8,
+    /// The serving certificate of the container-log endpoint (PEM); with --kubelet-key and
+    /// --client-ca, the runner serves `pods/log` for the API server.
+    #[arg(long, requires_all = ["kubelet_key", "client_ca"])]
+    kubelet_cert: Option<PathBuf>,
+    #[arg(long, requires_all = ["kubelet_cert", "client_ca"])]
+    kubelet_key: Option<PathBuf>,
+    /// The CA that signs the API server's kubelet client certificate.
+    #[arg(long, requires_all = ["kubelet_cert", "kubelet_key"])]
+    client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -43,6 +53,14 @@ async fn main() -> Result<()> {
         node_name: args.node_name,
         log_dir: args.log_dir,
         network: NetworkId(args.pod_network),
+        kubelet: match (args.kubelet_cert, args.kubelet_key, args.client_ca) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(KubeletTls {
+                cert,
+                key,
+                client_ca,
+            }),
+            _ => None,
+        },
     };
     let mut terminate = signal(SignalKind::terminate())?;
     let shutdown = async move {

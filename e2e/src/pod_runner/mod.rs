@@ -12,7 +12,9 @@
 //!   pods share the host's network and get the host-side address, which is every pod's
 //!   `hostIP`. A pod's namespace and veth are removed when its containers are gone.
 //! - Output goes to `<log dir>/<namespace>/<pod>/<container>.log`; that pod directory is
-//!   also the working directory unless the container sets `workingDir`.
+//!   also the working directory unless the container sets `workingDir`. Given TLS files, it
+//!   serves the kubelet's container-log endpoint ([`logs`]) on the host-side address and
+//!   registers its port on the Node, so `pods/log` and `kubectl logs` work.
 //! - Only `restartPolicy: Never` semantics: a container is never restarted.
 //! - A pod with `deletionTimestamp` gets SIGTERM on its process groups, SIGKILL after its
 //!   grace period, and is then deleted with grace 0 and its UID as precondition.
@@ -21,6 +23,7 @@
 
 mod container;
 pub mod env;
+pub mod logs;
 mod node;
 mod pod;
 pub mod record;
@@ -60,6 +63,8 @@ pub struct PodRunnerConfig {
     pub log_dir: PathBuf,
     /// The pod network (its bridge exists already, made by the harness).
     pub network: NetworkId,
+    /// The TLS of the container-log endpoint; none serves no logs.
+    pub kubelet: Option<logs::KubeletTls>,
 }
 
 /// Whether an image follows the "cannot be pulled" convention: its tag is `missing`.
@@ -81,8 +86,17 @@ pub async fn run(
     // What an earlier runner on this network left: its pods died with it.
     let network = config.network;
     tokio::task::spawn_blocking(move || sandbox::remove_all(network)).await?;
-    node::register(&client, &config.node_name, network.host_ip()).await?;
-    tracing::info!(node = %config.node_name, log_dir = %config.log_dir.display(), bridge = %network.bridge(), subnet = %network.subnet(), "node registered and Ready");
+    let log_server = match &config.kubelet {
+        Some(tls) => {
+            let listener = tokio::net::TcpListener::bind((network.host_ip(), 0)).await?;
+            let port = listener.local_addr()?.port();
+            Some((port, logs::serve(listener, tls, config.log_dir.clone())?))
+        }
+        None => None,
+    };
+    let kubelet_port = log_server.as_ref().map(|(port, _)| *port);
+    node::register(&client, &config.node_name, network.host_ip(), kubelet_port).await?;
+    tracing::info!(node = %config.node_name, log_dir = %config.log_dir.display(), bridge = %network.bridge(), subnet = %network.subnet(), ?kubelet_port, "node registered and Ready");
 
     let mut runner = Runner::new(client.clone(), config);
     let pods = watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
@@ -109,6 +123,9 @@ pub async fn run(
         }
     };
     runner.shutdown().await;
+    if let Some((_, server)) = log_server {
+        server.abort();
+    }
     // Each pod task removed its own network; this catches one whose removal failed.
     tokio::task::spawn_blocking(move || sandbox::remove_all(network)).await?;
     result

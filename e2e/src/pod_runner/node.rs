@@ -1,7 +1,10 @@
 //! The Node the runner plays the kubelet for.
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
+    NodeSystemInfo,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::{Api, Client};
@@ -12,8 +15,14 @@ use super::status::now;
 
 const FIELD_MANAGER: &str = "e2e-pod-runner";
 
-/// Creates (or takes over) the Node, whose address is `host_ip`, and marks it Ready.
-pub async fn register(client: &Client, name: &str, host_ip: Ipv4Addr) -> Result<()> {
+/// Creates (or takes over) the Node, whose address is `host_ip`, and marks it Ready. With
+/// `kubelet_port`, the API server reaches its kubelet endpoint (container logs) there.
+pub async fn register(
+    client: &Client,
+    name: &str,
+    host_ip: Ipv4Addr,
+    kubelet_port: Option<u16>,
+) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let node = Node {
         metadata: ObjectMeta {
@@ -41,7 +50,7 @@ pub async fn register(client: &Client, name: &str, host_ip: Ipv4Addr) -> Result<
         )
         .await
         .with_context(|| format!("registering node {name}"))?;
-    write_status(&nodes, name, Some(host_ip)).await
+    write_status(&nodes, name, Some((host_ip, kubelet_port))).await
 }
 
 /// Refreshes the Ready condition's heartbeat (a strategic merge keeps the rest of it).
@@ -49,8 +58,13 @@ pub async fn heartbeat(client: &Client, name: &str) -> Result<()> {
     write_status(&Api::all(client.clone()), name, None).await
 }
 
-/// The Ready condition; with `address`, the whole status (capacity, addresses, info).
-async fn write_status(nodes: &Api<Node>, name: &str, address: Option<Ipv4Addr>) -> Result<()> {
+/// The Ready condition; with `address`, the whole status (capacity, addresses, kubelet port,
+/// info).
+async fn write_status(
+    nodes: &Api<Node>,
+    name: &str,
+    address: Option<(Ipv4Addr, Option<u16>)>,
+) -> Result<()> {
     let ready = NodeCondition {
         type_: "Ready".into(),
         status: "True".into(),
@@ -63,7 +77,12 @@ async fn write_status(nodes: &Api<Node>, name: &str, address: Option<Ipv4Addr>) 
         conditions: Some(vec![ready]),
         ..Default::default()
     };
-    if let Some(address) = address {
+    if let Some((address, kubelet_port)) = address {
+        status.daemon_endpoints = kubelet_port.map(|port| NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(port),
+            }),
+        });
         let quantity = |q: &str| Quantity(q.to_string());
         let resources = [
             ("cpu".to_string(), quantity("8")),

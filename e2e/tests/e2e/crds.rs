@@ -184,6 +184,7 @@ async fn make_run_examples_apply_with_strict_validation() {
     assert_eq!(
         checks,
         [
+            "example-exits",
             "example-fail",
             "example-healthcheck-fail",
             "example-healthcheck-pass",

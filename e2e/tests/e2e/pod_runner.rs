@@ -2,7 +2,7 @@
 
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, LogParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
@@ -75,6 +75,50 @@ spec:
         Some("e2e-node")
     );
     assert_eq!(ctx.container_log("exits-3", "main"), "hi\n");
+}
+
+#[tokio::test]
+async fn pods_log_reads_a_containers_output_through_the_api_server() {
+    let ctx = cluster().await.context("pods-log").await.unwrap();
+    ctx.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: prints
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: example.invalid/shell:latest
+    command: ["sh", "-c", "echo one; echo two; echo three >&2; exit 1"]
+"#,
+    )
+    .await
+    .unwrap();
+    wait_for_pod(&ctx, "prints", "phase Failed", |p| {
+        phase(p) == Some("Failed")
+    })
+    .await;
+    // What `kubectl logs --tail` asks: the API server proxies to the runner's kubelet
+    // endpoint, over TLS both ways.
+    let pods: Api<Pod> = Api::namespaced(ctx.client().await.unwrap(), ctx.namespace());
+    let all = pods
+        .logs("prints", &LogParams::default())
+        .await
+        .expect("pods/log through the API server");
+    assert_eq!(all, "one\ntwo\nthree\n", "stdout and stderr, in order");
+    let tail = LogParams {
+        container: Some("main".into()),
+        tail_lines: Some(2),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs("prints", &tail).await.unwrap(), "two\nthree\n");
+    let limited = LogParams {
+        limit_bytes: Some(4),
+        ..tail
+    };
+    assert_eq!(pods.logs("prints", &limited).await.unwrap(), "two\n");
 }
 
 #[tokio::test]

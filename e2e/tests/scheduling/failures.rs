@@ -1,6 +1,6 @@
 //! Runs that cannot report fail within seconds, with the cause in the error: a checker that
-//! exits 1 without reporting (the exit code is in the error), and a checker whose image
-//! cannot be pulled. Their timeout is five minutes, so neither is the deadline at work.
+//! exits 1 without reporting (the exit code is in the error, what it printed follows it), and
+//! a checker whose image cannot be pulled (no output: no excerpt). Their timeout is five minutes, so neither is the deadline at work.
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -56,15 +56,27 @@ async fn exit_1_and_image_pull_failures_fail_the_run_within_seconds() {
         .await
         .unwrap();
 
-    // Exit 1: the error names the pod, the container and the exit code.
+    // Exit 1: the error names the pod, the container and the exit code, and what the checker
+    // printed follows it (read through the API server's pods/log from the pod runner).
     let exit_errors = exit_state.errors();
     let pod = exit_state.run_pod.clone().unwrap();
+    let exit_error = format!(
+        "{ns}/exits-1: checker pod {pod} container main exited with code 1 (Error) without reporting"
+    );
     assert_eq!(
         exit_errors,
-        [format!(
-            "{ns}/exits-1: checker pod {pod} container main exited with code 1 (Error) without reporting"
-        )],
-        "the error of a checker that exited 1"
+        [
+            exit_error.clone(),
+            "last output of the checker: checking something that fails\n".to_string()
+        ],
+        "the errors of a checker that exited 1"
+    );
+    let last_run = &exit_state.history[0];
+    assert_eq!(last_run.errors, [exit_error], "history keeps the error");
+    assert_eq!(
+        last_run.log_excerpt.as_deref(),
+        Some("checking something that fails\n"),
+        "and the excerpt, with the run"
     );
     let exit_took = secs(
         exit_state.run_started_at.unwrap(),

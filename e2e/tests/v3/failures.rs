@@ -1,6 +1,6 @@
 //! A HealthCheck whose image cannot be pulled fails at once, with the cause in `.status`
 //! (v3 shows it only as a timeout, after the whole timeout), and one whose checker exits
-//! without reporting fails a report grace after the exit. Both have a five-minute timeout, so
+//! without reporting fails a report grace after the exit, with what it printed. Both have a five-minute timeout, so
 //! neither is the deadline at work.
 
 use k8s_openapi::jiff::Timestamp;
@@ -35,7 +35,12 @@ async fn an_image_pull_failure_and_an_exit_without_report_fail_the_run_within_se
         .await
         .unwrap();
     scenario
-        .apply(&healthcheck("exits-1", "1h", "5m", "exit 1"))
+        .apply(&healthcheck(
+            "exits-1",
+            "1h",
+            "5m",
+            "echo 'v3 checker: cannot reach the service'; exit 1",
+        ))
         .await
         .unwrap();
 
@@ -70,9 +75,13 @@ async fn an_image_pull_failure_and_an_exit_without_report_fail_the_run_within_se
     let pod = exited.run_pod.clone().unwrap();
     assert_eq!(
         exited.errors,
-        [format!(
-            "{ns}/exits-1: checker pod {pod} container main exited with code 1 (Error) without reporting"
-        )]
+        [
+            format!(
+                "{ns}/exits-1: checker pod {pod} container main exited with code 1 (Error) without reporting"
+            ),
+            "last output of the checker: v3 checker: cannot reach the service\n".to_string()
+        ],
+        "what the checker printed follows the error (read through pods/log)"
     );
     let exit_took = secs(
         exited.run_started_at.unwrap(),

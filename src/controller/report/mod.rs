@@ -29,13 +29,15 @@ use serde_json::json;
 use self::identify::{Identification, IdentifiedBy};
 use self::judge::Judgement;
 use self::parse::{MAX_BODY_BYTES, Report};
+use crate::api::check::CheckTiming;
 use crate::api::names;
 use crate::controller::cache::Cache;
 use crate::controller::metrics::{ControllerMetrics, RunOutcome};
 use crate::controller::reply::json_error;
+use crate::controller::run::healthcheck;
 use crate::controller::run::pod::{self as checker_pod, PodOwner};
 use crate::controller::run::record::Record;
-use crate::controller::run::{healthcheck, transition};
+use crate::controller::run::transition::{self, Outcome};
 use crate::controller::store::{HealthChecks, States, WriteError};
 
 /// How many times a report re-reads and retries after a conflicting write.
@@ -280,6 +282,16 @@ fn node_of_run(ctx: &ReportContext, record: &Record) -> Option<String> {
     pod.spec.as_ref()?.node_name.clone()
 }
 
+/// The timing of the check a khstate belongs to, from the cache: when its last result turned
+/// stale. None for a job, or a check the cache does not hold or that does not validate.
+fn timing_of_check(ctx: &ReportContext, record: &Record) -> Option<CheckTiming> {
+    let check = ctx
+        .cache
+        .checks
+        .get(&ObjectRef::new(&record.name()).within(&record.namespace()))?;
+    check.validate().ok()
+}
+
 /// Writes the result into the record, conditioned on the version it was read at.
 async fn write(
     ctx: &ReportContext,
@@ -292,11 +304,11 @@ async fn write(
         Record::State(state) => {
             let spec = transition::finished(
                 &state.spec,
-                report.ok,
-                report.errors.clone(),
+                Outcome::reported(report.ok, report.errors.clone()),
                 now,
                 &ctx.identity,
                 node,
+                timing_of_check(ctx, record).as_ref(),
             );
             ctx.states.replace(state, spec).await.map(drop)
         }

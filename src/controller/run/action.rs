@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use super::record::Record;
+use crate::api::cadence::Cadence;
+use crate::api::check::CheckTiming;
 use crate::api::key_of;
 use crate::api::{
     HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload,
@@ -56,6 +58,24 @@ impl Owner {
             Owner::Check(_) => Some(Workload::Check),
             Owner::Job(_) => Some(Workload::Job),
             Owner::HealthCheck(_) => None,
+        }
+    }
+
+    /// When its results turn stale, from its spec; none for a job (it runs once), a
+    /// single-run HealthCheck or a spec that does not validate.
+    pub fn timing(&self) -> Option<CheckTiming> {
+        match self {
+            Owner::Check(c) => c.validate().ok(),
+            Owner::Job(_) => None,
+            Owner::HealthCheck(h) => {
+                h.validate()
+                    .ok()
+                    .filter(|t| !t.single_run)
+                    .map(|t| CheckTiming {
+                        cadence: Cadence::Interval(t.run_interval),
+                        timeout: t.timeout,
+                    })
+            }
         }
     }
 
@@ -136,6 +156,13 @@ pub struct PodTemplate<'a> {
     pub annotations: Option<&'a BTreeMap<String, String>>,
 }
 
+/// Where the last lines of a failed run's checker are read from (`pods/log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSource {
+    pub pod: String,
+    pub container: String,
+}
+
 /// Why a run ended without a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -191,6 +218,8 @@ pub enum Action {
         message: String,
         /// The node its pod ran on, if it was scheduled.
         node: Option<String>,
+        /// The container whose last lines are kept with the run, when one has started.
+        log: Option<LogSource>,
         delete_pod: Option<String>,
     },
     /// Record why a check or job cannot run (errors naming each field).

@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, ResourceExt};
 
-use super::action::{Action, Ending, Owner};
+use super::action::{Action, Ending, LogSource, Owner};
 use super::healthcheck;
 use super::plan::Change;
 use super::pod::{self, Generation, PodRequest};
 use super::record::Record;
-use super::transition::{self, RunStart};
+use super::transition::{self, Outcome, RunStart};
 use crate::api::key_of;
 use crate::api::time::add;
 use crate::api::{
@@ -36,6 +36,11 @@ use crate::controller::store::{HealthChecks, States, WriteError};
 
 /// A start write that took longer than this is dated again when it landed.
 const LATE_START_WRITE: Duration = Duration::from_secs(1);
+
+/// The checker lines read for a failed run: the last lines, of which the excerpt keeps the
+/// end (see [`crate::api::history::LOG_EXCERPT_BYTES`]). The byte limit bounds the transfer.
+const LOG_TAIL_LINES: i64 = 20;
+const LOG_LIMIT_BYTES: i64 = 16 * 1024;
 
 /// Kubernetes Event notes are limited to 1 KiB.
 const EVENT_NOTE_CHARS: usize = 1000;
@@ -210,9 +215,14 @@ impl Executor {
                 ending,
                 message,
                 node,
+                log,
                 delete_pod,
             } => {
-                self.finish(&owner, &record, ending, message, node, changes)
+                let excerpt = match &log {
+                    Some(source) => self.read_log(&owner, source).await,
+                    None => None,
+                };
+                self.finish(&owner, &record, ending, message, excerpt, node, changes)
                     .await?;
                 if let Some(pod) = delete_pod {
                     self.delete_pod(&owner.namespace(), &pod, "its run timed out", changes)
@@ -454,6 +464,7 @@ impl Executor {
                     Ending::PodCreateFailed,
                     message,
                     None,
+                    None,
                     changes,
                 )
                 .await?;
@@ -464,25 +475,53 @@ impl Executor {
         Ok(())
     }
 
-    /// Fails a run that ended without a report, and says so in a Warning Event.
+    /// The last lines the checker container of a failed run printed, through the API
+    /// server's `pods/log`: one request, cut by lines and bytes. A log that cannot be read
+    /// (the node is gone, the container never started) leaves the run without an excerpt.
+    async fn read_log(&self, owner: &Owner, source: &LogSource) -> Option<String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &owner.namespace());
+        let params = LogParams {
+            container: Some(source.container.clone()),
+            tail_lines: Some(LOG_TAIL_LINES),
+            limit_bytes: Some(LOG_LIMIT_BYTES),
+            ..LogParams::default()
+        };
+        match api.logs(&source.pod, &params).await {
+            Ok(log) if log.trim().is_empty() => None,
+            Ok(log) => Some(log),
+            Err(e) => {
+                tracing::info!(check = %owner.key(), pod = %source.pod, container = %source.container, error = %api_error::reason(&e), "cannot read the log of a failed run's checker");
+                None
+            }
+        }
+    }
+
+    /// Fails a run that ended without a report, and says so in a Warning Event. The checker's
+    /// last lines, when read, are kept with the run and follow its errors.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         owner: &Owner,
         record: &Record,
         ending: Ending,
         message: String,
+        log_excerpt: Option<String>,
         node: Option<String>,
         changes: &mut Vec<Change>,
     ) -> Result<(), ActionError> {
         let now = Timestamp::now();
-        let errors = vec![message.clone()];
+        let outcome = Outcome {
+            ok: false,
+            errors: vec![message.clone()],
+            log_excerpt,
+        };
         let next = match record {
             Record::Status(hc) => Next::Status(
                 hc,
                 healthcheck::finished(
                     &hc.status.clone().unwrap_or_default(),
                     false,
-                    errors,
+                    outcome.errors_with_excerpt(),
                     now,
                     node,
                 ),
@@ -491,11 +530,11 @@ impl Executor {
                 Some(state),
                 transition::finished(
                     &state.spec,
-                    false,
-                    errors,
+                    outcome,
                     now,
                     &self.settings.identity,
                     node,
+                    owner.timing().as_ref(),
                 ),
             ),
         };

@@ -34,7 +34,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use super::action::{Action, Ending, Owner};
+use super::action::{Action, Ending, LogSource, Owner};
 use super::depends::Dependencies;
 use super::healthcheck;
 use super::pod::{self as checker_pod, PodOwner};
@@ -450,6 +450,7 @@ fn supervise_run(
                 ending: Ending::TimedOut,
                 message,
                 node: None,
+                log: None,
                 delete_pod: None,
             });
         } else {
@@ -463,6 +464,12 @@ fn supervise_run(
     let pod_key = key_of(&namespace, pod_name);
     let pod = view.pods.get(&pod_key);
     let node = pod.and_then(|p| p.spec.as_ref()?.node_name.clone());
+    let log = pod
+        .and_then(|p| verdict::log_container(p))
+        .map(|container| LogSource {
+            pod: pod_name.to_string(),
+            container,
+        });
     match verdict::judge(
         &owner.key(),
         pod_name,
@@ -483,6 +490,7 @@ fn supervise_run(
             ending: Ending::PodFailed,
             message,
             node,
+            log,
             delete_pod: None,
         }),
         Verdict::TimedOut(message) => {
@@ -495,6 +503,7 @@ fn supervise_run(
                 ending: Ending::TimedOut,
                 message,
                 node,
+                log,
                 delete_pod,
             });
         }

@@ -5,14 +5,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::check::CheckTiming;
 use crate::api::duration;
+use crate::api::history::{self, LastResult};
 use crate::api::time::add;
 use crate::api::{KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
-
-/// At most this many errors, of at most this many bytes each, are kept per history entry:
-/// the history must never push a khstate towards etcd's object size limit.
-const HISTORY_ERRORS: usize = 5;
-const HISTORY_ERROR_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunStart<'a> {
@@ -76,16 +73,64 @@ pub fn redated(
     s
 }
 
-/// The state once run `uuid` finished with this result, written by replica `writer`.
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    pub ok: bool,
+    pub errors: Vec<String>,
+    /// The last lines its checker container printed, for a run that failed without a report.
+    pub log_excerpt: Option<String>,
+}
+
+impl Outcome {
+    /// A run that reported.
+    pub fn reported(ok: bool, errors: Vec<String>) -> Outcome {
+        Outcome {
+            ok,
+            errors,
+            log_excerpt: None,
+        }
+    }
+
+    /// The result's errors: the excerpt, if any, follows them as one more error, so the
+    /// status page says why without a trip to the pod.
+    pub fn errors_with_excerpt(&self) -> Vec<String> {
+        let mut errors = self.errors.clone();
+        if let Some(excerpt) = &self.log_excerpt {
+            errors.push(format!(
+                "last output of the checker: {}",
+                history::truncate_json_tail(excerpt, history::LOG_EXCERPT_BYTES)
+            ));
+        }
+        errors
+    }
+}
+
+/// The last result of `s`, for counting the time since it into `daily`. `timing` says when it
+/// turned stale; none for a job (it runs once) or a spec that cannot be read.
+pub fn last_result(s: &KuberhealthyStateSpec, timing: Option<&CheckTiming>) -> Option<LastResult> {
+    let at = s.last_run?;
+    Some(LastResult {
+        at,
+        ok: s.ok,
+        stale_at: timing.map(|t| t.stale_at(at)),
+    })
+}
+
+/// The state once run `uuid` finished with this result, written by replica `writer`: the
+/// result, the run added to `history`, and the time since the last result counted into
+/// `daily` (`timing` says when that result turned stale).
 pub fn finished(
     previous: &KuberhealthyStateSpec,
-    ok: bool,
-    errors: Vec<String>,
+    outcome: Outcome,
     now: Timestamp,
     writer: &str,
     node: Option<String>,
+    timing: Option<&CheckTiming>,
 ) -> KuberhealthyStateSpec {
     let mut s = previous.clone();
+    let ok = outcome.ok;
+    history::count(&mut s.daily, last_result(previous, timing), now, ok);
     let started = s.run_started_at.unwrap_or(now);
     let took = now.duration_since(started).unsigned_abs();
     s.ok = ok;
@@ -104,18 +149,15 @@ pub fn finished(
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         s.failing_since = s.failing_since.or(Some(now));
     }
-    s.push_history(RunResult {
-        uuid: s.uuid.clone(),
-        started_at: started,
-        finished_at: now,
+    s.push_history(RunResult::bounded(
+        s.uuid.clone(),
+        started,
+        now,
         ok,
-        errors: errors
-            .iter()
-            .take(HISTORY_ERRORS)
-            .map(|e| truncate(e, HISTORY_ERROR_BYTES))
-            .collect(),
-    });
-    s.errors = errors;
+        &outcome.errors,
+        outcome.log_excerpt.as_deref(),
+    ));
+    s.errors = outcome.errors_with_excerpt();
     s
 }
 
@@ -129,6 +171,9 @@ pub fn invalid(
     now: Timestamp,
 ) -> KuberhealthyStateSpec {
     let mut s = previous.cloned().unwrap_or_default();
+    if let Some(last) = previous.and_then(|p| last_result(p, None)) {
+        history::count_segment(&mut s.daily, last, now);
+    }
     s.ok = false;
     s.errors = errors;
     s.namespace = namespace.into();
@@ -140,17 +185,6 @@ pub fn invalid(
         s.run_duration = "0s".into();
     }
     s
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -213,11 +247,11 @@ mod tests {
         let running = start(None);
         let failed = finished(
             &running,
-            false,
-            vec!["e1".into(), "e2".into()],
+            Outcome::reported(false, vec!["e1".into(), "e2".into()]),
             ts("2026-01-01T00:00:03.5Z"),
             "kh-1",
             Some("node-a".into()),
+            None,
         );
         assert!(!failed.run_in_flight());
         assert_eq!(failed.run_duration, "3.5s");
@@ -229,10 +263,10 @@ mod tests {
         assert_eq!(failed.history[0].errors, ["e1", "e2"]);
         let again = finished(
             &start(Some(&failed)),
-            false,
-            vec!["e".into()],
+            Outcome::reported(false, vec!["e".into()]),
             ts("2026-01-01T00:10:00Z"),
             "kh-1",
+            None,
             None,
         );
         assert_eq!(again.consecutive_failures, 2);
@@ -244,10 +278,10 @@ mod tests {
         );
         let ok = finished(
             &start(Some(&again)),
-            true,
-            vec![],
+            Outcome::reported(true, vec![]),
             ts("2026-01-01T00:20:00Z"),
             "kh-1",
+            None,
             None,
         );
         assert_eq!(ok.consecutive_failures, 0);
@@ -316,19 +350,116 @@ mod tests {
             .collect();
         let s = finished(
             &start(None),
-            false,
-            errors.clone(),
+            Outcome::reported(false, errors.clone()),
             ts("2026-01-01T00:00:01Z"),
             "kh-0",
             None,
+            None,
         );
         assert_eq!(s.errors, errors, "the result itself is kept whole");
-        assert_eq!(s.history[0].errors.len(), 5);
+        assert_eq!(s.history[0].errors.len(), history::RUN_ERRORS);
         assert!(
-            s.history[0]
-                .errors
-                .iter()
-                .all(|e| e.len() <= 1024 + '…'.len_utf8())
+            s.history[0].errors.iter().all(|e| {
+                serde_json::to_string(e).unwrap().len() <= history::RUN_ERROR_BYTES + 2
+            })
         );
+    }
+
+    #[test]
+    fn a_log_excerpt_is_kept_with_its_run_and_follows_the_errors() {
+        let log = format!("{}the real reason\n", "noise\n".repeat(1000));
+        let s = finished(
+            &start(None),
+            Outcome {
+                ok: false,
+                errors: vec![
+                    "ns/c: checker pod c-u1 exited with code 1 (Error) without reporting".into(),
+                ],
+                log_excerpt: Some(log),
+            },
+            ts("2026-01-01T00:00:02Z"),
+            "kh-0",
+            None,
+            None,
+        );
+        assert_eq!(s.errors.len(), 2);
+        assert!(s.errors[1].starts_with("last output of the checker: …"));
+        assert!(s.errors[1].ends_with("the real reason\n"));
+        assert_eq!(s.history[0].errors, s.errors[..1]);
+        let excerpt = s.history[0].log_excerpt.as_deref().unwrap();
+        assert!(
+            excerpt.ends_with("noise\nthe real reason\n"),
+            "the last lines"
+        );
+        assert!(excerpt.len() <= history::LOG_EXCERPT_BYTES);
+    }
+
+    #[test]
+    fn results_count_the_time_since_the_last_one_into_daily() {
+        let timing = CheckTiming {
+            cadence: crate::api::cadence::Cadence::Interval(Duration::from_secs(600)),
+            timeout: Duration::from_secs(300),
+        };
+        let first = finished(
+            &start(None),
+            Outcome::reported(false, vec!["e".into()]),
+            ts("2026-01-01T00:00:05Z"),
+            "kh-0",
+            None,
+            Some(&timing),
+        );
+        assert_eq!(first.daily.len(), 1);
+        assert_eq!((first.daily[0].runs, first.daily[0].failures), (1, 1));
+        assert_eq!(first.daily[0].observed_seconds, 0);
+        // The next result comes an hour later: failing until it turned stale (next slot +
+        // timeout + tolerance = 16 minutes), stale after; both down.
+        let second = finished(
+            &start(Some(&first)),
+            Outcome::reported(true, vec![]),
+            ts("2026-01-01T01:00:05Z"),
+            "kh-0",
+            None,
+            Some(&timing),
+        );
+        assert_eq!((second.daily[0].runs, second.daily[0].failures), (2, 1));
+        assert_eq!(second.daily[0].observed_seconds, 3600);
+        assert_eq!(second.daily[0].failing_seconds, 3600);
+        let third = finished(
+            &start(Some(&second)),
+            Outcome::reported(true, vec![]),
+            ts("2026-01-01T02:00:05Z"),
+            "kh-0",
+            None,
+            Some(&timing),
+        );
+        assert_eq!(third.daily[0].observed_seconds, 7200);
+        assert_eq!(
+            third.daily[0].failing_seconds,
+            3600 + 3600 - 16 * 60,
+            "passing until stale, then down"
+        );
+    }
+
+    #[test]
+    fn an_invalid_spec_counts_the_time_since_the_last_result() {
+        let passed = finished(
+            &start(None),
+            Outcome::reported(true, vec![]),
+            ts("2026-01-01T00:00:00Z"),
+            "kh-0",
+            None,
+            None,
+        );
+        let invalid = invalid(
+            Some(&passed),
+            vec!["bad".into()],
+            "ns",
+            Workload::Check,
+            "kh-0",
+            ts("2026-01-01T00:10:00Z"),
+        );
+        assert_eq!(invalid.daily[0].observed_seconds, 600);
+        assert_eq!(invalid.daily[0].failing_seconds, 0);
+        assert_eq!(invalid.daily[0].runs, 1, "not a run");
     }
 }

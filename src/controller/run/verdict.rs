@@ -97,6 +97,26 @@ pub fn judge(
     Verdict::WaitUntil(deadline)
 }
 
+/// The container whose last lines say why a run failed: the first that exited with an error,
+/// else the first that started. None while no container has started (nothing was printed).
+pub fn log_container(pod: &Pod) -> Option<String> {
+    let statuses = container_statuses(pod);
+    let failed = statuses.iter().find(|s| {
+        s.state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .is_some_and(|t| t.exit_code != 0)
+    });
+    let started = || {
+        statuses.iter().find(|s| {
+            s.state
+                .as_ref()
+                .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+        })
+    };
+    failed.or_else(started).map(|s| s.name.clone())
+}
+
 fn container_statuses(pod: &Pod) -> &[ContainerStatus] {
     pod.status
         .as_ref()
@@ -205,6 +225,41 @@ mod tests {
     }
 
     const DEADLINE: &str = "2026-01-01T00:05:00Z";
+
+    #[test]
+    fn the_log_is_read_from_the_container_that_failed_else_one_that_started() {
+        let waiting = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ImagePullBackOff".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(log_container(&pod("Pending", Some(waiting.clone()))), None);
+        assert_eq!(log_container(&pod("Pending", None)), None);
+        let running = ContainerState {
+            running: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            log_container(&pod("Running", Some(running.clone()))).as_deref(),
+            Some("main")
+        );
+        let mut two = pod("Failed", Some(running));
+        let statuses = two
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap();
+        statuses.push(ContainerStatus {
+            name: "sidecar".into(),
+            state: exited(2, "2026-01-01T00:01:00Z"),
+            ..Default::default()
+        });
+        assert_eq!(log_container(&two).as_deref(), Some("sidecar"));
+    }
 
     #[test]
     fn a_running_pod_waits_for_its_deadline() {

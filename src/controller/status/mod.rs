@@ -12,7 +12,6 @@ pub mod v3;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
@@ -22,6 +21,7 @@ use crate::api::cadence::Cadence;
 use crate::api::check::CheckTiming;
 use crate::api::key_of;
 use crate::api::time::add;
+use crate::api::uptime::Uptime;
 use crate::api::validate::{SpecError, describe_invalid_as};
 use crate::api::{
     HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec,
@@ -30,10 +30,9 @@ use crate::api::{
 use crate::controller::run::depends::Dependencies;
 use crate::controller::run::healthcheck;
 use crate::controller::run::schedule::{self, NextStart};
+use crate::controller::run::transition::last_result;
 
-/// Slack on top of `runInterval + timeout` before a result counts as stale: time for a
-/// leader to be elected and the next pod to start.
-pub const STALE_TOLERANCE: Duration = Duration::from_secs(60);
+pub use crate::api::check::STALE_TOLERANCE;
 
 /// One check or job on the status page: v2's keys, then this project's additions.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -88,6 +87,10 @@ pub struct WorkloadDetails {
     /// `HealthCheck` for a v3 HealthCheck; absent for v2's checks and jobs.
     #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
+    /// Uptime in percent over the last 24h, 7d and 30d (see [`crate::api::uptime`]); absent
+    /// until a result was recorded with daily counters.
+    #[serde(rename = "uptime", skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<Uptime>,
 }
 
 impl WorkloadDetails {
@@ -294,6 +297,8 @@ fn details_of(
         details.errors.clear();
         details.failing_since = None;
         details.suspended = true;
+        // Paused: its last result does not turn stale.
+        details.uptime = state.and_then(|s| Uptime::of(&s.daily, last_result(s, None), now));
         describe_cadence(&mut details);
         return Some(details);
     }
@@ -327,8 +332,10 @@ fn details_of(
     describe_cadence(&mut details);
     if single_run && !state.run_in_flight() {
         // It ran, once: nothing is due and nothing turns stale.
+        details.uptime = Uptime::of(&state.daily, last_result(state, None), now);
         return Some(details);
     }
+    details.uptime = Uptime::of(&state.daily, last_result(state, Some(&timing)), now);
     // The scheduler's own rule, so the page shows when the check really runs next.
     if let NextStart::At(t) = schedule::next_start(Some(state), &timing.cadence, created) {
         details.next_run_at = Some(t);
@@ -336,7 +343,7 @@ fn details_of(
     let last = state.last_run.or(state.run_started_at);
     if let Some(last) = last {
         let next = timing.cadence.next_after(last);
-        let stale_at = add(next, tolerance);
+        let stale_at = timing.stale_at(last);
         if now <= stale_at {
             turn.at(stale_at);
         } else {

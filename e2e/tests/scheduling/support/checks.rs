@@ -91,6 +91,8 @@ pub struct HistoryEntry {
     pub ok: bool,
     #[serde(default)]
     pub errors: Vec<String>,
+    #[serde(default)]
+    pub log_excerpt: Option<String>,
 }
 
 /// The khstate fields the tests read (v2's keys and this project's run fields).

@@ -28,6 +28,8 @@ enum Reply {
     EchoAfter(Duration),
     /// A refusal with this code and reason.
     Refuse(u16, &'static str),
+    /// 200 with this plain text (a container's log).
+    Text(&'static str),
 }
 
 /// One request the action must make, in order.
@@ -60,7 +62,12 @@ fn serve(
                 panic!("expected {} {}, got no request", step.method, step.path)
             });
             let method = request.method().clone();
-            let path = request.uri().path().to_string();
+            // A step that names a query is matched with it.
+            let path = if step.path.contains('?') {
+                request.uri().to_string()
+            } else {
+                request.uri().path().to_string()
+            };
             assert_eq!(
                 (&method, path.as_str()),
                 (&step.method, step.path.as_str()),
@@ -87,6 +94,10 @@ fn serve(
                         .body(Body::from(serde_json::to_vec(&object).unwrap()))
                         .unwrap()
                 }
+                Reply::Text(text) => Response::builder()
+                    .status(200)
+                    .body(Body::from(text.as_bytes().to_vec()))
+                    .unwrap(),
                 Reply::Refuse(code, reason) => {
                     let status = json!({"apiVersion": "v1", "kind": "Status", "metadata": {},
                         "status": "Failure", "message": format!("refused: {reason}"),
@@ -348,6 +359,7 @@ async fn a_timed_out_run_is_failed_announced_and_its_pod_deleted() {
             ending: Ending::TimedOut,
             message: "ns/c: timed out waiting for checker pod to report in".into(),
             node: Some("node-1".into()),
+            log: None,
             delete_pod: Some("c-run1".into()),
         },
         vec![
@@ -366,6 +378,75 @@ async fn a_timed_out_run_is_failed_announced_and_its_pod_deleted() {
     assert_eq!(seen[1].2["reason"], "RunTimedOut");
 }
 
+fn exited() -> Action {
+    Action::FinishRun {
+        owner: check(),
+        record: Record::State(in_flight()),
+        ending: Ending::PodFailed,
+        message:
+            "ns/c: checker pod c-run1 container main exited with code 1 (Error) without reporting"
+                .into(),
+        node: Some("node-1".into()),
+        log: Some(LogSource {
+            pod: "c-run1".into(),
+            container: "main".into(),
+        }),
+        delete_pod: None,
+    }
+}
+
+const LOG_OF_RUN: &str =
+    "/api/v1/namespaces/ns/pods/c-run1/log?&container=main&limitBytes=16384&tailLines=20";
+
+#[tokio::test]
+async fn a_run_that_failed_without_reporting_keeps_the_last_lines_its_checker_printed() {
+    let (done, seen) = run(
+        exited(),
+        vec![
+            expect(
+                Method::GET,
+                LOG_OF_RUN,
+                Reply::Text("connecting to db.example:5432\nerror: connection refused\n"),
+            ),
+            expect(Method::PUT, format!("{STATES}/c"), Reply::Echo),
+            expect(Method::POST, EVENTS, Reply::Echo),
+        ],
+    )
+    .await;
+    assert!(done.failure.is_none());
+    let spec = &seen[1].2["spec"];
+    assert_eq!(
+        spec["Errors"],
+        json!([
+            "ns/c: checker pod c-run1 container main exited with code 1 (Error) without reporting",
+            "last output of the checker: connecting to db.example:5432\nerror: connection refused\n"
+        ])
+    );
+    assert_eq!(
+        spec["history"][0]["logExcerpt"],
+        "connecting to db.example:5432\nerror: connection refused\n"
+    );
+    assert_eq!(spec["history"][0]["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(spec["daily"][0]["failures"], 1);
+}
+
+#[tokio::test]
+async fn a_log_that_cannot_be_read_leaves_the_run_without_an_excerpt() {
+    let (done, seen) = run(
+        exited(),
+        vec![
+            expect(Method::GET, LOG_OF_RUN, Reply::Refuse(400, "BadRequest")),
+            expect(Method::PUT, format!("{STATES}/c"), Reply::Echo),
+            expect(Method::POST, EVENTS, Reply::Echo),
+        ],
+    )
+    .await;
+    assert!(done.failure.is_none());
+    let spec = &seen[1].2["spec"];
+    assert_eq!(spec["Errors"].as_array().unwrap().len(), 1);
+    assert!(spec["history"][0].get("logExcerpt").is_none());
+}
+
 #[tokio::test]
 async fn a_finish_that_loses_the_write_announces_nothing() {
     let (done, _) = run(
@@ -375,6 +456,7 @@ async fn a_finish_that_loses_the_write_announces_nothing() {
             ending: Ending::PodFailed,
             message: "ns/c: checker pod c-run1 exited".into(),
             node: None,
+            log: None,
             delete_pod: None,
         },
         vec![expect(

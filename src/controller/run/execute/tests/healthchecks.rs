@@ -133,6 +133,7 @@ async fn a_failed_run_is_written_as_v3_writes_a_failure() {
             ending: Ending::PodFailed,
             message: "ns/hc: checker pod hc-run1 cannot start".into(),
             node: Some("node-1".into()),
+            log: None,
             delete_pod: None,
         },
         vec![
