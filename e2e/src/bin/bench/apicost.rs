@@ -1,9 +1,10 @@
 //! Scenario 4: what a run costs the API server, from its own `apiserver_request_total`
 //! (delta over a window in which runs complete), and what idling with many checks costs.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::DynamicObject;
@@ -75,8 +76,8 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         plan.apicost_idle_window.as_secs()
     ));
 
-    let ours = {
-        let mut world = World::start("bench-apicost").await?;
+    let (ours, own) = {
+        let mut world = World::start_audited("bench-apicost").await?;
         let checks = (0..k)
             .map(|i| check(&check_name(i), RUN_INTERVAL, RUN_TIMEOUT, REPORT_OK))
             .collect();
@@ -85,7 +86,14 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         world.spawn(1, DEFAULT_LEASE, &[]).await?;
         world.settle(k).await?;
         wait_for_history(&world, 2).await?;
-        measure_runs(&world, plan.apicost_window).await?
+        let t0 = Timestamp::now();
+        let cost = measure_runs(&world, plan.apicost_window).await?;
+        let t1 = Timestamp::now();
+        let log = world
+            .plane()
+            .audit_log_path()
+            .context("the audited control plane has no audit log")?;
+        (cost, own_requests(&log, t0, t1)?)
     };
     let theirs = peer_cost(peer, plan).await;
 
@@ -126,6 +134,27 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         "of which the pod runner (kubelet/scheduler role), per run",
         f2(runner / runs),
     ));
+    // The controller's own requests, told apart by the replicas' user agent in the audit log.
+    let own_per_run: f64 = own
+        .iter()
+        .filter(|((_, resource), _)| resource != "leases")
+        .map(|(_, n)| n)
+        .sum::<f64>()
+        / runs;
+    section.rows.push(Row::new(
+        "the controller's own requests per run (replicas' user agent, audit log; Leases apart)",
+        f2(own_per_run),
+    ));
+    for ((verb, resource), n) in &own {
+        let per = if resource == "leases" {
+            format!("{} per second", f2(n / plan.apicost_window.as_secs_f64()))
+        } else {
+            f2(n / runs)
+        };
+        section
+            .rows
+            .push(Row::new(format!("  own: {verb} {resource}, per run"), per));
+    }
     section.rows.push(Row::new(
         "runs in the window: pods created / results written",
         format!("{} / {}", ours.pods_created, ours.completed_runs),
@@ -180,12 +209,40 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         ));
     }
     section.raw = json!({
+        "own_requests_by_user_agent": own
+            .iter()
+            .map(|((verb, resource), n)| json!({"verb": verb, "resource": resource, "count": n}))
+            .collect::<Vec<_>>(),
+        "own_requests_per_run_without_leases": own_per_run,
         "runs": ours.to_json(),
         "idle": {"window_s": secs, "requests": idle.to_json()},
         "peer_runs": theirs.as_ref().map(RunCost::to_json).unwrap_or_else(|e| json!(e)),
         "peer_idle": theirs_idle.as_ref().map(Requests::to_json).unwrap_or_else(|e| json!(e)),
     });
     Ok(section)
+}
+
+/// Requests made by the replicas (user agent `kuberhealthy/...`) that completed between `t0`
+/// and `t1`, by (verb, resource).
+fn own_requests(
+    log: &std::path::Path,
+    t0: Timestamp,
+    t1: Timestamp,
+) -> Result<BTreeMap<(String, String), f64>> {
+    let mut counts = BTreeMap::new();
+    for event in kuberhealthy_e2e::audit::read(log)? {
+        if event.stage != "ResponseComplete"
+            || !event.user_agent.starts_with("kuberhealthy/")
+            || event.stage_timestamp < t0
+            || event.stage_timestamp > t1
+        {
+            continue;
+        }
+        *counts
+            .entry((event.verb.clone(), event.resource()))
+            .or_insert(0.0) += 1.0;
+    }
+    Ok(counts)
 }
 
 /// Waits until every khstate of the world holds at least `runs` finished runs.

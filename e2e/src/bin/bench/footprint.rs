@@ -1,4 +1,4 @@
-//! Scenario 1: what an idle leader and an idle follower cost, with 0, 1,000 and 5,000
+//! Scenario 1: what an idle leader and an idle follower cost, with 0, 1,000 and 10,000
 //! checks whose khstates say they ran just now (interval 24h: nothing runs).
 
 use std::time::{Duration, Instant};
@@ -89,6 +89,25 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         }));
     }
     drop(world);
+    // The goal's figure: RSS added per 1,000 checks above the idle replica of the same role.
+    let idle = ours.iter().find(|(count, ..)| *count == 0).copied();
+    let mut added = Vec::new();
+    if let Some((_, idle_leader, idle_follower, _)) = idle {
+        for (count, leader, follower, _) in ours.iter().filter(|(count, ..)| *count > 0) {
+            let thousands = *count as f64 / 1000.0;
+            for (role, now, at_idle) in [
+                ("leader", leader, idle_leader),
+                ("follower", follower, idle_follower),
+            ] {
+                let per = (now.rss_mib - at_idle.rss_mib) / thousands;
+                added.push(json!({"checks": count, "role": role, "rss_mib_per_1000_checks": per}));
+                section.rows.push(Row::new(
+                    format!("{count} checks, {role}: VmRSS MiB added per 1,000 checks"),
+                    f1(per),
+                ));
+            }
+        }
+    }
     let peer_stages = peer_stages(peer, plan).await;
     for ((count, leader, follower, apiserver_cpu), theirs) in ours.into_iter().zip(&peer_stages) {
         section.rows.extend(rows(
@@ -112,7 +131,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         .zip(&peer_stages)
         .map(|(count, stage)| json!({"checks": count, "peer": stage.to_json()}))
         .collect();
-    section.raw = json!({"stages": raw, "peer": peer_raw});
+    section.raw = json!({"stages": raw, "added_per_1000_checks": added, "peer": peer_raw});
     if let Some(note) = peer.note(crate::peer::V2_LEADER_NOTE) {
         section.notes.push(note);
     }

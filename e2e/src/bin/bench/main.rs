@@ -4,8 +4,9 @@
 //! table per scenario and writes every raw figure to `target/bench/bench.json`.
 //!
 //! Scenarios (`--only` takes their keys, comma-separated):
-//! - `footprint`: memory and idle CPU of a leader and a follower with 0, 1,000 and 5,000 checks;
-//! - `serving`: `GET /json` and `GET /metrics` throughput and latency, follower and leader;
+//! - `footprint`: memory and idle CPU of a leader and a follower with 0, 1,000 and 10,000 checks;
+//! - `serving`: `GET /json` and `GET /metrics` throughput and latency under wrk, follower and
+//!   leader, against nginx serving the same bytes; 10,000 checks and the leader's first pass;
 //! - `intake`: persisted reports per second against the API server's raw write rate;
 //! - `apicost`: API requests per completed run, by verb, and the idle request rate;
 //! - `failover`: SIGTERM and SIGKILL handovers with default and short Lease settings;
@@ -16,6 +17,7 @@
 
 mod apicost;
 mod apimetrics;
+mod baseline;
 mod failover;
 mod footprint;
 mod intake;
@@ -72,6 +74,8 @@ pub struct Plan {
     pub idle_windows: usize,
     pub idle_window: Duration,
     pub serving_checks: usize,
+    /// The large stage of serving: many more checks, the follower only.
+    pub serving_large_checks: usize,
     pub serving_trials: usize,
     pub serving_max_requests: usize,
     pub serving_cap: Duration,
@@ -96,6 +100,7 @@ impl Plan {
                 idle_windows: 2,
                 idle_window: Duration::from_secs(4),
                 serving_checks: 200,
+                serving_large_checks: 2000,
                 serving_trials: 2,
                 serving_max_requests: 400,
                 serving_cap: Duration::from_secs(3),
@@ -113,10 +118,11 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                footprint_counts: vec![0, 1000, 5000],
+                footprint_counts: vec![0, 1000, 10_000],
                 idle_windows: 3,
                 idle_window: Duration::from_secs(10),
                 serving_checks: 1000,
+                serving_large_checks: 10_000,
                 serving_trials: 3,
                 serving_max_requests: 1500,
                 serving_cap: Duration::from_secs(4),

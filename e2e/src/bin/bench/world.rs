@@ -123,6 +123,15 @@ pub fn finished_state(name: &str, namespace: &str) -> Value {
     })
 }
 
+/// An audit policy logging every request once, when it completes (a watch when it ends),
+/// with who made it: the user agent tells the replicas apart from the pod runner.
+pub const ALL_REQUESTS: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+- level: Metadata
+"#;
+
 /// Field order is drop order: replicas go first, then the namespace context, the pod runner
 /// and the control plane.
 pub struct World {
@@ -137,10 +146,22 @@ pub struct World {
 
 impl World {
     pub async fn start(name: &str) -> Result<World> {
-        let pod_runner = binaries::sibling("pod-runner")?;
         let plane = ControlPlane::start()
             .await
             .context("starting a control plane")?;
+        World::start_on(name, plane).await
+    }
+
+    /// A world whose API server logs every request in its audit log ([`ALL_REQUESTS`]).
+    pub async fn start_audited(name: &str) -> Result<World> {
+        let plane = ControlPlane::start_audited(Default::default(), ALL_REQUESTS)
+            .await
+            .context("starting an audited control plane")?;
+        World::start_on(name, plane).await
+    }
+
+    async fn start_on(name: &str, plane: ControlPlane) -> Result<World> {
+        let pod_runner = binaries::sibling("pod-runner")?;
         let cluster = TestCluster::start_on(plane, &pod_runner).await?;
         let ctx = cluster.context(name).await?;
         let client = ctx.client().await?;
@@ -317,6 +338,31 @@ impl World {
 
     /// Waits until the Lease names a running replica, every running replica is ready and
     /// its status page shows that leader and `checks` checks; returns the leader's index.
+    /// Waits for one leader that every replica names, whatever the pages show (checks that
+    /// never ran are hidden there); returns its index.
+    pub async fn settle_leader(&self) -> Result<usize> {
+        wait_until("one leader that every replica names", TIMEOUT, || async {
+            let Some((holder, _)) = self.lease_term().await? else {
+                return Ok(None);
+            };
+            let Some(leader) = self
+                .running()
+                .into_iter()
+                .find(|&i| Self::replica_name(i) == holder)
+            else {
+                return Ok(None);
+            };
+            for i in self.running() {
+                let page = status_page(self.addrs[i]).await?;
+                if page["CurrentMaster"].as_str() != Some(holder.as_str()) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(leader))
+        })
+        .await
+    }
+
     pub async fn settle(&self, checks: usize) -> Result<usize> {
         wait_until(
             &format!(
