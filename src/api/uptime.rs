@@ -37,13 +37,14 @@ pub struct Uptime {
 
 impl Uptime {
     /// Uptime over every window; none when the record has no daily counters (a record written
-    /// before they existed, or by Kuberhealthy itself).
+    /// before they existed, or by Kuberhealthy itself) or they cover no time yet.
     pub fn of(daily: &[DayCounts], last: Option<LastResult>, now: Timestamp) -> Option<Uptime> {
         if daily.is_empty() {
             return None;
         }
         let [day, week, month] = WINDOWS.map(|(_, w)| percent(daily, last, now, w));
-        Some(Uptime { day, week, month })
+        let uptime = Uptime { day, week, month };
+        (uptime != Uptime::default()).then_some(uptime)
     }
 }
 
@@ -276,8 +277,14 @@ mod tests {
         };
         assert_eq!(
             Uptime::of(&daily, Some(last), now),
-            Some(Uptime::default()),
+            None,
             "a first result written just now covers no time yet"
+        );
+        let later = add(now, Duration::from_secs(30));
+        assert_eq!(
+            Uptime::of(&daily, Some(last), later).and_then(|u| u.day),
+            Some(100.0),
+            "its time counts from then on"
         );
     }
 

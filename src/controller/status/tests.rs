@@ -568,3 +568,40 @@ fn the_next_turn_is_when_the_first_result_turns_stale_or_overdue() {
         NextTurn(None)
     );
 }
+
+#[test]
+fn uptime_comes_from_the_daily_counters_and_counts_stale_time_as_down() {
+    let checks = vec![check("ns", "c", "10m", "5m", "2026-03-01T00:00:00Z")];
+    // Passing since the first of the month, last result 06:00; it turned stale at 06:16
+    // (next slot 06:10 + timeout 5m + 1m).
+    let states = vec![state(
+        "ns",
+        "c",
+        serde_json::json!({
+            "OK": true, "Errors": [], "RunDuration": "1s", "Namespace": "ns",
+            "LastRun": "2026-03-02T06:00:00Z", "uuid": "u",
+            "daily": [
+                {"day": "2026-03-01", "runs": 144, "failures": 0,
+                 "observedSeconds": 86400, "failingSeconds": 0},
+                {"day": "2026-03-02", "runs": 37, "failures": 0,
+                 "observedSeconds": 21600, "failingSeconds": 0},
+            ],
+        }),
+    )];
+    let rendered = page(&checks, &[], &states, "2026-03-02T12:00:00Z", "");
+    let details = &rendered.check_details["ns/c"];
+    assert!(details.stale);
+    let uptime = details.uptime.expect("uptime from daily");
+    // Last 24h: 12h of 03-01 (in proportion), 6h of 03-02, then 16 min up and 5h44 stale.
+    let down: f64 = 5.0 * 3600.0 + 44.0 * 60.0;
+    let expected = (100.0 * (86_400.0 - down) / 86_400.0 * 1000.0).round() / 1000.0;
+    assert_eq!(uptime.day, Some(expected));
+    assert_eq!(
+        serde_json::to_value(details).unwrap()["uptime"]["24h"],
+        serde_json::json!(expected)
+    );
+    // A state v2 wrote (no daily counters) shows none: v2's entries keep their shape.
+    let (checks, states) = blog_post();
+    let rendered = page(&checks, &[], &states, "2021-03-01T06:10:00Z", "");
+    assert!(rendered.check_details.values().all(|d| d.uptime.is_none()));
+}
