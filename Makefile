@@ -8,7 +8,7 @@ CARGO ?= cargo
 # most of the dependency tree).
 KH := $(or $(CARGO_TARGET_DIR),target)/debug/kuberhealthy
 
-.PHONY: build bin test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench image
+.PHONY: build bin test unit lint fmt crds crds-check rbac chart-lint control-plane e2e run bench image fuzz
 
 build:
 	$(CARGO) build --workspace --bins
@@ -75,6 +75,15 @@ crds-check: bin
 	@tmp=$$(mktemp -d) && $(KH) rbac --checks-dir $$tmp \
 	  && diff -ru rbac/checks $$tmp; status=$$?; rm -rf $$tmp; \
 	  [ $$status = 0 ] || { echo "crds-check: rbac/checks/ is stale; run 'make rbac' and commit it"; exit 1; }
+
+# Coverage-guided fuzzing with AFL++ (the afl crate; stable toolchain; fuzz/ is a crate of
+# its own, outside the workspace): each target of src/fuzz_targets.rs for FUZZ_SECONDS,
+# growing its minimised corpus in fuzz/corpus/<target>/, which `make unit` replays
+# (tests/fuzz_corpus.rs). Installs cargo-afl once; the first build takes minutes.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= report duration config resources status_page
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Builds etcd and kube-apiserver for the e2e tests (cached per version; minutes when cold).
 control-plane:

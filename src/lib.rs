@@ -7,9 +7,11 @@
 //! - [`checker`]: what runs in checker pods: the built-in checks and the check client.
 //! - [`generate`]: what `kuberhealthy crd` and `kuberhealthy rbac` print.
 //! - [`convert`]: what `kuberhealthy convert` does (v2 manifests into v3 HealthChecks, and back).
+//! - [`fuzz_targets`]: what the fuzzer (`fuzz/`) and the corpus replay feed arbitrary bytes.
 
 pub mod api;
 pub mod checker;
 pub mod controller;
 pub mod convert;
+pub mod fuzz_targets;
 pub mod generate;

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::api::duration::{self, GoDuration};
 use crate::api::names;
+use crate::controller::bounded::HttpLimits;
 
 /// v2's config file path (the chart mounts the ConfigMap there).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/config/kuberhealthy.yaml";
@@ -81,6 +82,19 @@ pub struct RunArgs {
     /// of the checker pod whose address it came from, as v2 did.
     #[arg(long, env = "KH_IDENTIFY_REPORTS_BY_SOURCE_IP", value_name = "BOOL")]
     pub identify_reports_by_source_ip: Option<String>,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept (a Go duration).
+    #[arg(long, env = "KH_HTTP_HEADER_READ_TIMEOUT")]
+    pub http_header_read_timeout: Option<String>,
+    /// How long a client may take to send a request's whole body (a Go duration).
+    #[arg(long, env = "KH_HTTP_BODY_READ_TIMEOUT")]
+    pub http_body_read_timeout: Option<String>,
+    /// At most this many HTTP connections are served at once; more wait to be accepted.
+    #[arg(long, env = "KH_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<String>,
+    /// At most this many requests are handled at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "KH_HTTP_MAX_REQUESTS_IN_FLIGHT")]
+    pub http_max_requests_in_flight: Option<String>,
     /// Print the resolved configuration as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -161,6 +175,7 @@ pub struct Settings {
     pub prom_metrics_config: PromMetricsConfig,
     #[serde(rename = "identifyReportsBySourceIP")]
     pub identify_reports_by_source_ip: bool,
+    pub http: HttpLimits,
     /// Things worth logging once logging is up: ignored v2 keys, raised minimums.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -188,6 +203,10 @@ const FILE_KEYS: &[&str] = &[
     "promMetricsConfig",
     "namespace",
     "identifyReportsBySourceIP",
+    "httpHeaderReadTimeout",
+    "httpBodyReadTimeout",
+    "httpMaxConnections",
+    "httpMaxRequestsInFlight",
 ];
 const IGNORED_V2_KEYS: &[&str] = &[
     "enableForceMaster",
@@ -593,6 +612,8 @@ impl Settings {
             None => file.boolean("identifyReportsBySourceIP")?.unwrap_or(true),
         };
 
+        let http = resolve_http_limits(args, file)?;
+
         let in_use =
             |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("");
         for key in IGNORED_V2_KEYS {
@@ -628,6 +649,7 @@ impl Settings {
             state_metadata,
             prom_metrics_config,
             identify_reports_by_source_ip,
+            http,
             warnings,
         })
     }
@@ -719,6 +741,97 @@ fn resolve_lease(args: &RunArgs) -> Result<LeaseSettings, ConfigError> {
         lease_duration,
         renew_deadline,
         retry_period,
+    })
+}
+
+/// The HTTP server's bounds: each from its flag (or variable), else the config file, else
+/// the default.
+fn resolve_http_limits(args: &RunArgs, file: &ConfigFile) -> Result<HttpLimits, ConfigError> {
+    let defaults = HttpLimits::default();
+    let timeout = |arg: &Option<String>,
+                   origin: Origin,
+                   key: &str,
+                   default: GoDuration|
+     -> Result<GoDuration, ConfigError> {
+        let parse = |v: &str| -> Result<GoDuration, String> {
+            match duration::parse(v.trim()) {
+                Ok(d) if !d.is_zero() => Ok(d.into()),
+                Ok(_) => Err(format!("{v:?} must be greater than zero")),
+                Err(e) => Err(format!(
+                    "{v:?} is not a valid duration ({e}); write a Go duration such as \"10s\""
+                )),
+            }
+        };
+        match (arg, file.string(key)?) {
+            (Some(v), _) => parse(v).map_err(|m| flag_error(&origin, m)),
+            (None, Some(v)) => parse(&v).map_err(|m| file.error(key, m)),
+            (None, None) => Ok(default),
+        }
+    };
+    let cap = |arg: &Option<String>,
+               origin: Origin,
+               key: &str,
+               default: u32|
+     -> Result<u32, ConfigError> {
+        let range = 1..=1_000_000u64;
+        let message = |v: &dyn std::fmt::Display| {
+            format!("{v} is not a whole number from 1 to {}", range.end())
+        };
+        match arg {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .map(|n| n as u32)
+                .ok_or_else(|| flag_error(&origin, message(&format!("{v:?}")))),
+            None => match file.values.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| range.contains(n))
+                    .map(|n| n as u32)
+                    .ok_or_else(|| file.error(key, message(v))),
+            },
+        }
+    };
+    Ok(HttpLimits {
+        header_read_timeout: timeout(
+            &args.http_header_read_timeout,
+            Origin {
+                flag: "http-header-read-timeout",
+                env: "KH_HTTP_HEADER_READ_TIMEOUT",
+            },
+            "httpHeaderReadTimeout",
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: timeout(
+            &args.http_body_read_timeout,
+            Origin {
+                flag: "http-body-read-timeout",
+                env: "KH_HTTP_BODY_READ_TIMEOUT",
+            },
+            "httpBodyReadTimeout",
+            defaults.body_read_timeout,
+        )?,
+        max_connections: cap(
+            &args.http_max_connections,
+            Origin {
+                flag: "http-max-connections",
+                env: "KH_HTTP_MAX_CONNECTIONS",
+            },
+            "httpMaxConnections",
+            defaults.max_connections,
+        )?,
+        max_requests_in_flight: cap(
+            &args.http_max_requests_in_flight,
+            Origin {
+                flag: "http-max-requests-in-flight",
+                env: "KH_HTTP_MAX_REQUESTS_IN_FLIGHT",
+            },
+            "httpMaxRequestsInFlight",
+            defaults.max_requests_in_flight,
+        )?,
     })
 }
 
@@ -887,6 +1000,58 @@ mod tests {
             "v2 found header-less reporters"
         );
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn http_limits_come_from_flag_file_or_default() {
+        let d = resolve(&args(), "").unwrap().http;
+        assert_eq!(d, HttpLimits::default());
+        assert_eq!(
+            (
+                d.header_read_timeout.to_string(),
+                d.body_read_timeout.to_string(),
+                d.max_connections,
+                d.max_requests_in_flight
+            ),
+            ("10s".into(), "10s".into(), 1024, 256)
+        );
+        let file = "httpHeaderReadTimeout: 2s\nhttpBodyReadTimeout: 1m\nhttpMaxConnections: 50\nhttpMaxRequestsInFlight: 8";
+        let f = resolve(&args(), file).unwrap().http;
+        assert_eq!(
+            (
+                f.header_read_timeout.to_string(),
+                f.body_read_timeout.to_string(),
+                f.max_connections,
+                f.max_requests_in_flight
+            ),
+            ("2s".into(), "1m0s".into(), 50, 8)
+        );
+        let mut a = args();
+        a.http_header_read_timeout = Some("500ms".into());
+        a.http_max_requests_in_flight = Some("3".into());
+        let flags = resolve(&a, file).unwrap().http;
+        assert_eq!(flags.header_read_timeout.to_string(), "500ms");
+        assert_eq!(flags.max_requests_in_flight, 3);
+        assert_eq!(flags.max_connections, 50, "the file still counts");
+
+        let mut a = args();
+        a.http_max_connections = Some("0".into());
+        assert_eq!(
+            err(&a, ""),
+            "--http-max-connections / KH_HTTP_MAX_CONNECTIONS: http-max-connections: \"0\" is not a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            err(&args(), "httpBodyReadTimeout: soon"),
+            "config file /etc/config/kuberhealthy.yaml: httpBodyReadTimeout: \"soon\" is not a valid duration (invalid duration \"soon\"); write a Go duration such as \"10s\""
+        );
+        assert_eq!(
+            err(&args(), "httpHeaderReadTimeout: 0s"),
+            "config file /etc/config/kuberhealthy.yaml: httpHeaderReadTimeout: \"0s\" must be greater than zero"
+        );
+        assert_eq!(
+            err(&args(), "httpMaxRequestsInFlight: -1"),
+            "config file /etc/config/kuberhealthy.yaml: httpMaxRequestsInFlight: -1 is not a whole number from 1 to 1000000"
+        );
     }
 
     #[test]

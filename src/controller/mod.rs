@@ -2,6 +2,7 @@
 //! supervisor, report intake, the status page, metrics, and the HTTP server that wires them.
 
 pub mod api_error;
+pub mod bounded;
 pub mod cache;
 pub mod config;
 pub mod leader;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::api_error::{self, ApiErrorKind};
+use crate::controller::bounded;
 use crate::controller::cache::Cache;
 use crate::controller::config::Settings;
 use crate::controller::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
@@ -107,29 +108,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         client: client.clone(),
     });
 
-    let app = server::router(AppState {
+    let pages = AppState {
         cache,
         holder,
         lease_synced,
         metadata: Arc::new(settings.state_metadata.clone()),
         metrics: metrics.clone(),
-    })
-    .merge(reports)
-    .merge(run_now);
-    tracing::info!(address = %listener.local_addr()?, "serving the status page, reports, /metrics, /healthz and /readyz");
-    // With each connection's peer address: reports without kh-run-uuid are found by it.
-    let server = axum::serve(
+    };
+    let app = bounded::bound(
+        server::probes(pages.clone()),
+        server::router(pages).merge(reports).merge(run_now),
+        &settings.http,
+    );
+    tracing::info!(address = %listener.local_addr()?, limits = ?settings.http, "serving the status page, reports, /metrics, /healthz and /readyz");
+    let server = tokio::spawn(bounded::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+        app,
+        settings.http.clone(),
+        shutdown.clone(),
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutting down: stopping leader tasks, then releasing the Lease");
     shutdown.cancel();
     elector.await.context("the elector task failed")?;
-    server.await.context("the HTTP server task failed")??;
+    server.await.context("the HTTP server task failed")?;
     // Last OTLP push; blocking, so off the async workers.
     match tokio::task::spawn_blocking(move || metrics.shutdown()).await {
         Ok(Ok(())) => {}

@@ -29,16 +29,23 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
+/// The status pages and metrics.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(status_page).fallback(method_not_allowed))
         .route("/json", get(status_page).fallback(method_not_allowed))
         .route("/v3/json", get(v3_status_page).fallback(method_not_allowed))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
         .route("/metrics", get(metrics_page))
         .fallback(not_found)
         .layer(Extension(Arc::new(StatusPages::default())))
+        .with_state(state)
+}
+
+/// `/healthz` and `/readyz`, apart so that load shedding never fails a kubelet's probe.
+pub fn probes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .with_state(state)
 }
 

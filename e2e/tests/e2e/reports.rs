@@ -147,6 +147,11 @@ async fn every_report_answer_has_its_status_and_reason() {
     let uuid = spec["uuid"].as_str().unwrap().to_string();
     let path = "/externalCheckStatus";
     let with_uuid = [("kh-run-uuid", uuid.as_str())];
+    let huge_uuid = "u".repeat(10 * 1024);
+    let big_errors = format!(
+        r#"{{"OK": false, "Errors": ["{}"]}}"#,
+        "x".repeat(256 * 1024 + 1)
+    );
 
     let refusals = [
         Refusal::new(
@@ -213,13 +218,49 @@ async fn every_report_answer_has_its_status_and_reason() {
             "is not known",
         ),
         Refusal::new(
+            "a 10 KB kh-run-uuid (never a label selector)",
+            "POST",
+            path,
+            &[("kh-run-uuid", &huge_uuid)],
+            br#"{"OK": true}"#,
+            400,
+            "the kh-run-uuid header is 10240 bytes long; a run UUID is at most 63",
+        ),
+        Refusal::new(
+            "kh-run-uuid with a selector's characters",
+            "POST",
+            path,
+            &[("kh-run-uuid", "a,b!=c")],
+            br#"{"OK": true}"#,
+            400,
+            "has ',' at position 1",
+        ),
+        Refusal::new(
+            "keys differing only in case, with different values",
+            "POST",
+            path,
+            &with_uuid,
+            br#"{"OK": true, "ok": false, "Errors": ["x"]}"#,
+            400,
+            "\"OK\" and \"ok\" differ only in case and carry different values",
+        ),
+        Refusal::new(
+            "errors over 256 KiB",
+            "POST",
+            path,
+            &with_uuid,
+            big_errors.as_bytes(),
+            413,
+            "the errors of the report total 262145 bytes; at most 262144 are accepted",
+        ),
+        Refusal::new(
             "body over 1 MiB",
             "POST",
             path,
             &with_uuid,
             &[b' '; 1024 * 1024 + 1],
             413,
-            "larger than 1048576 bytes",
+            "the request body is larger than 1048576 bytes",
         ),
     ];
     for r in refusals {

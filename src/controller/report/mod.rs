@@ -112,17 +112,15 @@ async fn answer(
             );
         }
     };
-    let report = match parse::parse(&body) {
-        Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+    let header = headers.get(names::HEADER_RUN_UUID);
+    let (uuid, report) = match parse::intake(header, &body) {
+        Ok(intake) => intake,
+        Err(refusal) => return json_error(refusal.status, refusal.reason),
     };
     // The header always wins; forwarded-for headers are not trusted.
-    let header = headers
-        .get(names::HEADER_RUN_UUID)
-        .map(|v| v.to_str().map(str::trim).unwrap_or_default());
-    let (uuid, by) = match header {
-        Some(uuid) if !uuid.is_empty() => (uuid.to_string(), IdentifiedBy::Header),
-        _ => {
+    let (uuid, by) = match uuid {
+        Some(uuid) => (uuid, IdentifiedBy::Header),
+        None => {
             let missing = if header.is_some() {
                 "the kh-run-uuid header is empty"
             } else {
