@@ -94,6 +94,7 @@ control-plane:
 e2e: control-plane
 	bash e2e/tools/install-prometheus.sh
 	bash e2e/tools/install-tools.sh
+	bash e2e/tools/install-chromium.sh
 	$(CARGO) build --workspace --bins
 	@session=make-e2e-$$(date +%s%N); \
 	KH_E2E_SESSION=$$session $(CARGO) test -p kuberhealthy-e2e; status=$$?; \

@@ -1,5 +1,5 @@
 //! What runs in every replica: the watch-fed cache, leader election, the leader's run
-//! supervisor, report intake, the status page, metrics, and the HTTP server that wires them.
+//! supervisor, report intake, the status page (JSON and HTML), badges, metrics, and the HTTP server that wires them.
 
 pub mod api_error;
 pub mod bounded;
@@ -8,6 +8,7 @@ pub mod config;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod page;
 pub mod replica;
 pub mod reply;
 pub mod report;

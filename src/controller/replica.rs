@@ -114,6 +114,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         lease_synced,
         metadata: Arc::new(settings.state_metadata.clone()),
         metrics: metrics.clone(),
+        identity: settings.pod_name.as_str().into(),
+        shutdown: shutdown.clone(),
     };
     let app = bounded::bound(
         server::probes(pages.clone()),

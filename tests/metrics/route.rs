@@ -42,6 +42,8 @@ async fn the_replica_router_serves_metrics_from_its_cache() {
         lease_synced,
         metadata: Arc::new(BTreeMap::new()),
         metrics: metrics.clone(),
+        identity: "kuberhealthy-1".into(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
 
     let response = app
@@ -127,6 +129,8 @@ async fn the_status_pages_answer_304_and_gzip_from_one_rendering() {
         lease_synced,
         metadata: Arc::new(metadata),
         metrics,
+        identity: "kuberhealthy-1".into(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
     for path in ["/json", "/v3/json", "/json?namespace=b,a"] {
         let (headers, status, plain) = get(&app, path, &[]).await;
@@ -167,4 +171,40 @@ async fn the_status_pages_answer_304_and_gzip_from_one_rendering() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // A browser gets the HTML page at `/`, served with an ETag too; curl, clients without
+    // `Accept` and `/json` keep v2's JSON.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (headers, status, html) = get(&app, "/", &[(header::ACCEPT, browser)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(String::from_utf8_lossy(&html).starts_with("<!DOCTYPE html>"));
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    let (_, status, _) = get(
+        &app,
+        "/",
+        &[
+            (header::ACCEPT, browser),
+            (header::IF_NONE_MATCH, etag.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    for (path, accept) in [("/", Some("*/*")), ("/", None), ("/json", Some(browser))] {
+        let accept: Vec<_> = accept.map(|a| (header::ACCEPT, a)).into_iter().collect();
+        let (headers, status, _) = get(&app, path, &accept).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "application/json",
+            "{path} {accept:?}"
+        );
+    }
+    // Badges: an unknown check or badge is a 404 that says why.
+    let (_, status, body) = get(&app, "/badges/a/absent/status.svg", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8_lossy(&body).contains("a/absent"));
+    let (_, status, body) = get(&app, "/badges/a/absent/uptime-1y.svg", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8_lossy(&body).contains("uptime-7d.svg"));
 }

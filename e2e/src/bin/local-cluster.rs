@@ -277,7 +277,10 @@ async fn report_replica(replica: &mut Replica) -> Result<()> {
                 replica.name(),
                 response.status
             );
-            println!("    status page  {}", replica.url("/"));
+            println!(
+                "    status page  {} (open it in a browser; curl gets v2's JSON)",
+                replica.url("/")
+            );
             println!("    v3's page    {}", replica.url("/v3/json"));
             println!("    metrics      {}", replica.url("/metrics"));
             println!("    log          {}", replica.log_path().display());
