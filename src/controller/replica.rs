@@ -12,7 +12,7 @@ use crate::controller::api_error::{self, ApiErrorKind};
 use crate::controller::bounded;
 use crate::controller::cache::Cache;
 use crate::controller::config::Settings;
-use crate::controller::leader::{self, Elector, ElectorConfig, KubeLeaseStore, Leadership};
+use crate::controller::leader::{self, Elector, ElectorConfig, Holder, KubeLeaseStore, Leadership};
 use crate::controller::metrics;
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::report::{self, ReportContext};
@@ -42,6 +42,52 @@ pub async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
+/// The elector, on a thread with a runtime and an API connection of its own: no load on the
+/// HTTP server or the cache (same process) can delay a Lease renewal.
+struct ElectorThread {
+    leadership: tokio::sync::oneshot::Receiver<Leadership>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+fn spawn_elector(
+    settings: &Settings,
+    holder: Holder,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ElectorThread> {
+    let settings = settings.clone();
+    let (send, leadership) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("lease".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the Lease thread's runtime")?;
+            runtime.block_on(async move {
+                // Built here, so its connections are driven by this thread.
+                let client = client(&settings).await?;
+                let store =
+                    KubeLeaseStore::new(client, &settings.pod_namespace, &settings.lease.name);
+                let (elector, leadership) = Elector::new(
+                    ElectorConfig {
+                        identity: settings.pod_name.clone(),
+                        lease_duration: settings.lease.lease_duration.as_duration(),
+                        renew_deadline: settings.lease.renew_deadline.as_duration(),
+                        retry_period: settings.lease.retry_period.as_duration(),
+                    },
+                    store,
+                );
+                if send.send(leadership).is_err() {
+                    return Ok(());
+                }
+                elector.with_holder_watch(holder).run(shutdown).await;
+                Ok(())
+            })
+        })
+        .context("cannot start the Lease thread")?;
+    Ok(ElectorThread { leadership, thread })
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = client(&settings).await?;
     let shutdown = CancellationToken::new();
@@ -64,25 +110,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &settings.lease.name,
     );
 
-    let store = KubeLeaseStore::new(
-        client.clone(),
-        &settings.pod_namespace,
-        &settings.lease.name,
-    );
-    let (elector, leadership) = Elector::new(
-        ElectorConfig {
-            identity: settings.pod_name.clone(),
-            lease_duration: settings.lease.lease_duration.as_duration(),
-            renew_deadline: settings.lease.renew_deadline.as_duration(),
-            retry_period: settings.lease.retry_period.as_duration(),
-        },
-        store,
-    );
-    let elector = tokio::spawn(
-        elector
-            .with_holder_watch(holder.clone())
-            .run(shutdown.clone()),
-    );
+    let elector = spawn_elector(&settings, holder.clone(), shutdown.clone())?;
+    let leadership = elector
+        .leadership
+        .await
+        .context("the Lease thread stopped before it started contending")?;
     let metrics =
         metrics::for_replica(&settings, cache.clone(), holder.clone(), leadership.clone())
             .context("cannot set up metrics")?;
@@ -133,7 +165,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: stopping leader tasks, then releasing the Lease");
     shutdown.cancel();
-    elector.await.context("the elector task failed")?;
+    tokio::task::spawn_blocking(move || elector.thread.join())
+        .await
+        .context("waiting for the Lease thread")?
+        .map_err(|_| anyhow::anyhow!("the Lease thread panicked"))??;
     server.await.context("the HTTP server task failed")?;
     // Last OTLP push; blocking, so off the async workers.
     match tokio::task::spawn_blocking(move || metrics.shutdown()).await {

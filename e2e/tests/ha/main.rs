@@ -17,6 +17,9 @@
 //!   server is cut while it leads, then healed; figures in `target/e2e-figures/partition.json`.
 //! - `stall`: etcd is frozen (SIGSTOP) past the lease mid-schedule, then thawed; figures in
 //!   `target/e2e-figures/stall.json`.
+//! - `flood`: hundreds of slow clients, endless bodies, status page and report requests at
+//!   the leader for 20 s; its Lease renewals stay on time (audit log) and its page answers;
+//!   figures in `target/e2e-figures/flood.json`.
 //!
 //! Every test also proves "one leader at a time" from the audit log (see `history`).
 //! The tests of this binary run one at a time ([`serial`]): their measurements must not
@@ -26,6 +29,7 @@
 //! and `cargo build --bin kuberhealthy`), or as part of `make e2e`.
 
 mod figures;
+mod flood;
 mod handover;
 mod history;
 mod observe;

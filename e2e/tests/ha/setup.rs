@@ -118,6 +118,8 @@ pub struct Ha {
     client: Client,
     kubeconfig: PathBuf,
     reporting: Reporting,
+    /// More environment of every replica started from now on (see [`Ha::set_env`]).
+    extra_env: Vec<(String, String)>,
     /// Sampling rounds of every replica's `/metrics` that found exactly one leader.
     leader_rounds: AtomicUsize,
     ctx: TestContext,
@@ -192,6 +194,7 @@ impl Ha {
             client,
             kubeconfig,
             reporting,
+            extra_env: Vec::new(),
             leader_rounds: AtomicUsize::new(0),
             ctx,
             cluster,
@@ -238,7 +241,13 @@ impl Ha {
             ("KH_LEADER_ELECTION_NAME".into(), LEASE_NAME.into()),
             ("KH_LOG_FORMAT".into(), "json".into()),
         ];
+        options.env.extend(self.extra_env.iter().cloned());
         options
+    }
+
+    /// Sets an environment variable of every replica started after this call.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.extra_env.push((name.into(), value.into()));
     }
 
     /// Starts replica `index` (the next one when it is `replicas().len()`, or a restart of
