@@ -389,6 +389,17 @@ fn a_pod_that_exited_without_reporting_fails_the_run_after_the_grace() {
             "finish ns/c PodFailed on Some(\"node-1\") deleting None: ns/c: checker pod c-run1 container main exited with code 3 (Error) without reporting"
         ]
     );
+    // Its container started: its last lines are read with the finish.
+    let Action::FinishRun { log, .. } = &p.actions[0] else {
+        panic!("{:?}", describe(&p))
+    };
+    assert_eq!(
+        log,
+        &Some(LogSource {
+            pod: "c-run1".into(),
+            container: "main".into()
+        })
+    );
 }
 
 #[test]
@@ -409,6 +420,8 @@ fn a_pod_that_cannot_pull_its_image_fails_the_run_at_once() {
             "finish ns/c PodFailed on Some(\"node-1\") deleting None: ns/c: checker pod c-run1 cannot start: container main is waiting with ErrImagePull: not found"
         ]
     );
+    // Nothing ran, so nothing printed: no log request.
+    assert!(matches!(&p.actions[0], Action::FinishRun { log: None, .. }));
 }
 
 #[test]
