@@ -128,7 +128,7 @@ pub fn totals(lines: &[CheckTally]) -> CheckTally {
     )
 }
 
-/// The report answers a checker's log shows: lines `report <code> <url>`.
+/// The report answers a checker's log shows: lines `report <code> <url> <body>`.
 pub fn answers_in_log(log: &str) -> Vec<u16> {
     log.lines()
         .filter_map(|line| line.strip_prefix("report "))

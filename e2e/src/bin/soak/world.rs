@@ -47,15 +47,16 @@ pub fn replica_name(index: usize) -> String {
 
 /// The checker: works `work`, then posts OK to its own replica's URL and, when that does
 /// not answer 200 or 4xx, to the others (a Service in front of ready replicas), once a
-/// second for up to a minute. Each answer goes to its log as `report <code> <url>`.
+/// second for up to a minute. Each answer goes to its log as `report <code> <url> <body>`
+/// (the body says why a report was refused).
 fn checker_script(work: Duration) -> String {
     format!(
         r#"sleep {work}
 i=0
 while [ $i -lt 60 ]; do
   for url in "$KH_REPORTING_URL" $SOAK_REPORT_URLS; do
-    code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -X POST -H "kh-run-uuid: $KH_RUN_UUID" -d '{{"OK": true}}' "$url")
-    echo "report $code $url"
+    code=$(curl -s -o answer -w '%{{http_code}}' --max-time 5 -X POST -H "kh-run-uuid: $KH_RUN_UUID" -d '{{"OK": true}}' "$url")
+    echo "report $code $url $(cat answer 2>/dev/null)"
     case $code in 200) exit 0;; 4*) exit 3;; esac
   done
   i=$((i+1)); sleep 1
