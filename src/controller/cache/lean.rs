@@ -1,7 +1,8 @@
 //! What the cache keeps of each object: only what the replica reads. Objects are trimmed as
 //! they arrive, before the reflector stores them: `managedFields` and kubectl's
 //! last-applied-configuration annotation (together often larger than the object) go from
-//! every object; checker pods are held as the projection the supervisor and report intake
+//! every object the replica only reads (khstates and HealthChecks, which the leader writes
+//! back whole, keep the annotation); checker pods are held as the projection the supervisor and report intake
 //! read (identity, labels, annotations, node, phase, addresses, container states).
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec, PodStatus};
@@ -25,6 +26,13 @@ pub fn trim_metadata(meta: &mut ObjectMeta) {
 /// Any cached resource: its metadata trimmed.
 pub fn trim<K: Resource>(object: &mut K) {
     trim_metadata(object.meta_mut());
+}
+
+/// A resource the leader writes back whole (khstates are replaced, a HealthCheck's finalizer
+/// is released by a replace): only `managedFields` go, so a write never drops kubectl's
+/// last-applied annotation from the stored object.
+pub fn trim_written<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// A checker pod as the cache holds it: its spec reduced to the node it runs on, its status

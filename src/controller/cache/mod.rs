@@ -57,7 +57,7 @@ impl Cache {
             namespace,
             all,
             changes_tx.clone(),
-            lean::trim,
+            lean::trim_written,
         );
         let checker_pods = watcher::Config::default().labels(&format!(
             "{}={}",
@@ -83,7 +83,7 @@ impl Cache {
                 namespace,
                 watcher::Config::default(),
                 changes_tx,
-                lean::trim,
+                lean::trim_written,
             );
             synced.push(("healthchecks", flag));
             store

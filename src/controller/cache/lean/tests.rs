@@ -123,6 +123,24 @@ fn an_object_with_only_the_last_applied_annotation_keeps_none() {
     assert_eq!(state.spec, spec);
 }
 
+#[test]
+fn states_written_back_whole_keep_the_last_applied_annotation() {
+    // The leader replaces khstates from the cached copy: dropping the annotation there would
+    // delete it from the stored object on the next write.
+    let mut state: KuberhealthyState = serde_json::from_value(json!({
+        "apiVersion": "comcast.github.io/v1",
+        "kind": "KuberhealthyState",
+        "metadata": applied_metadata("s"),
+        "spec": {"OK": true, "Errors": [], "uuid": "u"}
+    }))
+    .unwrap();
+    trim_written(&mut state);
+    assert_eq!(state.metadata.managed_fields, None);
+    let annotations = state.metadata.annotations.as_ref().unwrap();
+    assert!(annotations.contains_key(LAST_APPLIED));
+    assert_eq!(annotations["team/owner"], "ops");
+}
+
 #[tokio::test]
 async fn checker_pods_are_held_as_their_projection() {
     let (store, writer) = reflector::store::<Pod>();
