@@ -177,20 +177,11 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_writes_nothing_with
         "requests of kh-0 reached the API server while it was cut off:\n{}",
         during_cut.join("\n")
     );
-    let tenures = history::tenures(&events, ha.namespace(), LEASE_NAME);
-    assert!(
-        tenures.violations.is_empty(),
-        "leader-only writes outside the writer's tenure:\n{}",
-        tenures.violations.join("\n")
-    );
-    assert_eq!(
-        tenures
-            .acquisitions
-            .iter()
-            .map(|a| a.0.as_str())
-            .collect::<Vec<_>>(),
-        [cut_off.as_str(), new_leader.as_str()],
-        "the Lease went from kh-0 to the new leader and nowhere else"
+    history::assert_one_leader_through(
+        &events,
+        ha.namespace(),
+        LEASE_NAME,
+        &[cut_off.as_str(), new_leader.as_str()],
     );
     let after_heal_successful: Vec<String> = events
         .iter()
@@ -250,21 +241,7 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_and_writes_nothing_with
     // The pod runner's record: one pod per run, no slot run twice, in-flight runs adopted.
     let record = ha.pod_record().expect("reading the pod runner's record");
     let runs = slots::runs_by_check(&record);
-    let duplicates: Vec<String> = slots::duplicates(&runs)
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect();
-    assert!(
-        duplicates.is_empty(),
-        "runs with more than one pod:\n{}",
-        duplicates.join("\n")
-    );
-    let half_interval = SignedDuration::try_from(CHECK_INTERVAL / 2).unwrap();
-    let close: Vec<String> = slots::back_to_back(&runs, half_interval)
-        .iter()
-        .map(|(a, b, gap)| format!("{} then {} of {} {gap:#}", a.run, b.run, a.check))
-        .collect();
-    assert!(close.is_empty(), "back-to-back runs:\n{}", close.join("\n"));
+    history::assert_each_slot_once(&runs, CHECK_INTERVAL);
     // Runs kh-0's term started (its khstate writes) that were not over at the cut: their
     // pods were created, or ran, or reported after it.
     let started_by_cut_off: Vec<String> = ha

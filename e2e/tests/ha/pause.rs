@@ -189,20 +189,11 @@ async fn a_leader_paused_past_its_lease_writes_nothing_after_it_resumes() {
     );
 
     // One leader at a time over the whole test.
-    let tenures = history::tenures(&events, ha.namespace(), LEASE_NAME);
-    assert!(
-        tenures.violations.is_empty(),
-        "leader-only writes outside the writer's tenure:\n{}",
-        tenures.violations.join("\n")
-    );
-    assert_eq!(
-        tenures
-            .acquisitions
-            .iter()
-            .map(|a| a.0.as_str())
-            .collect::<Vec<_>>(),
-        [paused.as_str(), new_leader.as_str()],
-        "the Lease went from kh-0 to the new leader and nowhere else"
+    history::assert_one_leader_through(
+        &events,
+        ha.namespace(),
+        LEASE_NAME,
+        &[paused.as_str(), new_leader.as_str()],
     );
 
     // The khstates: runs the API server committed after the takeover name the new term.
