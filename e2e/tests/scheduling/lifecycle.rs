@@ -264,7 +264,18 @@ async fn an_invalid_check_gets_a_field_error_and_a_warning_event_while_others_ru
         .await
         .unwrap();
 
-    let page = scenario.status_page(1).await.unwrap();
+    // A follower's page follows its watch cache, which may trail the write just observed.
+    let page = wait_until(
+        "the follower's page to show the good check's result",
+        TIMEOUT,
+        || async {
+            let page = scenario.status_page(1).await?;
+            let shown = page["CheckDetails"][format!("{ns}/good")]["OK"] == json!(true);
+            Ok(shown.then_some(page))
+        },
+    )
+    .await
+    .unwrap();
     let details = &page["CheckDetails"][format!("{ns}/bad-interval")];
     assert_eq!(details["OK"], json!(false), "{page}");
     assert_eq!(details["Errors"], json!(errors), "{page}");
