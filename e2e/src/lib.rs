@@ -22,6 +22,7 @@ mod cleanup;
 pub mod cluster;
 pub mod control_plane;
 pub mod http;
+pub mod install;
 pub mod kubeconfig;
 pub mod leadership;
 pub mod lease_watch;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::audit::AuditEvent;
 use crate::pod_runner::record::{Entry, Event};
 
 /// The pod label naming the run (`kuberhealthy-run-id`).
@@ -116,6 +117,37 @@ pub fn back_to_back(
         .collect()
 }
 
+/// When the API server created each pod (`namespace/pod`), from its audit log: when the
+/// controller started each run, to the microsecond, whenever its node began running it.
+pub fn pods_created(events: &[AuditEvent]) -> BTreeMap<String, Timestamp> {
+    events
+        .iter()
+        .filter(|e| e.verb == "create" && e.resource() == "pods" && e.succeeded())
+        .map(|e| (e.object(), e.stage_timestamp))
+        .collect()
+}
+
+/// Re-dates each run to when the API server created its pod (`namespace/pod` → time, see
+/// [`pods_created`]), where known: the leader's act, free of the pod runner's start latency
+/// (a node that cannot reach the API server starts its containers late). Returns how many
+/// runs were re-dated.
+pub fn date_by_pod_creation(
+    runs: &mut BTreeMap<String, Vec<RunRecord>>,
+    created: &BTreeMap<String, Timestamp>,
+) -> usize {
+    let mut dated = 0;
+    for list in runs.values_mut() {
+        for run in list.iter_mut() {
+            if let Some(at) = created.get(&format!("{}/{}", run.namespace, run.pod)) {
+                run.started = *at;
+                dated += 1;
+            }
+        }
+        list.sort_by_key(|r| r.started);
+    }
+    dated
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +219,48 @@ mod tests {
             .collect();
         assert_eq!(pairs, [("r2", "r3"), ("r4", "r5")]);
         assert_eq!(close[0].2, SignedDuration::from_secs(1));
+    }
+
+    #[test]
+    fn runs_are_dated_by_their_pods_creation_from_the_audit_log() {
+        // r2's container started late (its node stalled); its pod was created on time.
+        let entries = vec![
+            entry(10, Event::Started, "a", "r1", "p1"),
+            entry(22, Event::Started, "a", "r2", "p2"),
+            entry(23, Event::Started, "a", "r3", "p3"),
+            entry(30, Event::Started, "a", "r4", "p4"),
+        ];
+        let mut runs = runs_by_check(&entries);
+        let line = |name: &str, at: &str, code: u16| {
+            format!(
+                r#"{{"stage":"ResponseComplete","verb":"create","requestURI":"/api/v1/namespaces/ns/pods","user":{{"username":"kh"}},"userAgent":"kuberhealthy/0","objectRef":{{"resource":"pods","namespace":"ns","name":"{name}"}},"responseStatus":{{"code":{code}}},"requestReceivedTimestamp":"{at}","stageTimestamp":"{at}"}}"#
+            )
+        };
+        let log = [
+            line("a-r1", "1970-01-01T00:00:10.1Z", 201),
+            line("a-r2", "1970-01-01T00:00:15.2Z", 201),
+            line("a-r3", "1970-01-01T00:00:22.9Z", 201),
+            line("a-r3", "1970-01-01T00:00:23Z", 409),
+        ]
+        .join("\n");
+        let created = pods_created(&crate::audit::parse(&log).unwrap());
+        assert_eq!(created.len(), 3, "{created:?}");
+        assert_eq!(
+            back_to_back(&runs, SignedDuration::from_secs(5)).len(),
+            1,
+            "by container start, r2 and r3 look back to back"
+        );
+        assert_eq!(
+            date_by_pod_creation(&mut runs, &created),
+            3,
+            "r4's creation is unknown"
+        );
+        assert!(back_to_back(&runs, SignedDuration::from_secs(5)).is_empty());
+        let starts: Vec<(&str, Timestamp)> = runs["ns/a"]
+            .iter()
+            .map(|r| (r.run.as_str(), r.started))
+            .collect();
+        assert_eq!(starts[2], ("r3", "1970-01-01T00:00:22.9Z".parse().unwrap()));
+        assert_eq!(starts[3], ("r4", Timestamp::from_second(30).unwrap()));
     }
 }

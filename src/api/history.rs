@@ -66,13 +66,15 @@ impl RunResult {
             started_at,
             finished_at,
             ok,
-            errors: errors
-                .iter()
-                .take(RUN_ERRORS)
-                .map(|e| truncate_json(e, RUN_ERROR_BYTES))
-                .collect(),
+            errors: bounded_errors(errors),
             log_excerpt: log_excerpt.map(|l| truncate_json_tail(l, LOG_EXCERPT_BYTES)),
         }
+    }
+
+    /// Whether this run's kept result is `ok` with `errors` (as history bounds them): a
+    /// report of it sent again.
+    pub fn has_result(&self, ok: bool, errors: &[String]) -> bool {
+        self.ok == ok && self.errors == bounded_errors(errors)
     }
 
     /// How long the run took.
@@ -81,6 +83,15 @@ impl RunResult {
             .duration_since(self.started_at)
             .unsigned_abs()
     }
+}
+
+/// A run's first [`RUN_ERRORS`] errors, each cut to [`RUN_ERROR_BYTES`].
+fn bounded_errors(errors: &[String]) -> Vec<String> {
+    errors
+        .iter()
+        .take(RUN_ERRORS)
+        .map(|e| truncate_json(e, RUN_ERROR_BYTES))
+        .collect()
 }
 
 /// One UTC day of a check, kept in `daily`.

@@ -36,12 +36,6 @@ pub struct RunLog {
 
 pub use kuberhealthy_e2e::resources::khstates as khstates_resource;
 
-pub async fn list_khstates(client: &Client, namespace: &str) -> Result<Vec<DynamicObject>> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &khstates_resource());
-    Ok(api.list(&Default::default()).await?.items)
-}
-
 impl RunLog {
     pub fn start(client: Client, namespace: &str) -> RunLog {
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &khstates_resource());

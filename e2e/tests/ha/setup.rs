@@ -4,20 +4,17 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client};
+use kube::Client;
 use kuberhealthy_e2e::audit::{self, AuditEvent};
 use kuberhealthy_e2e::network::replica::ReplicaNetwork;
 use kuberhealthy_e2e::pod_runner::record;
-use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
-    ControlPlane, ControlPlaneOptions, Replica, ReplicaOptions, TestCluster, TestContext, binaries,
-    manifests, ports, wait_until,
+    ControlPlane, ControlPlaneOptions, Replica, ReplicaOptions, TestCluster, TestContext, install,
+    ports, wait_until,
 };
 
 use crate::observe::{self, LeaseLog, RunLog};
@@ -25,8 +22,6 @@ use crate::{LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, TIMEOUT};
 
 /// The Lease the replicas elect a leader with (`KH_LEADER_ELECTION_NAME`, the default).
 pub const LEASE_NAME: &str = "kuberhealthy";
-/// The ServiceAccount `kuberhealthy rbac` declares.
-pub const SERVICE_ACCOUNT: &str = "kuberhealthy";
 /// How many replicas run.
 pub const REPLICAS: usize = 3;
 /// Checks due every 2 s, so the leader always has runs to start, pods to create and reap.
@@ -148,19 +143,7 @@ impl Ha {
         let ctx = cluster.context(test_name).await?;
         let client = ctx.client().await?;
         let namespace = ctx.namespace().to_string();
-
-        let crds =
-            std::fs::read_to_string(workspace_root().join("charts/kuberhealthy/crds/crds.yaml"))
-                .context("reading the committed CRDs")?;
-        manifests::install_crds(&client, &crds, TIMEOUT).await?;
-
-        // The controller's own RBAC, exactly as `kuberhealthy rbac` prints it.
-        ctx.apply_yaml(&rbac_yaml(&namespace)?).await?;
-        let kubeconfig = ctx.service_account_kubeconfig_path(SERVICE_ACCOUNT);
-        ctx.endpoint()
-            .service_account_kubeconfig(&namespace, SERVICE_ACCOUNT, &kubeconfig)
-            .await?;
-        wait_for_grants(&kubeconfig, &namespace).await?;
+        let kubeconfig = install::install(&ctx, TIMEOUT).await?;
 
         for i in 0..CHECKS {
             ctx.apply_yaml(&check_yaml(&check_name(i))).await?;
@@ -450,33 +433,6 @@ impl Ha {
 }
 
 /// `kuberhealthy rbac --namespace <namespace>`, from the binary the replicas run.
-fn rbac_yaml(namespace: &str) -> Result<String> {
-    let binary = binaries::kuberhealthy()?;
-    let output = Command::new(&binary)
-        .args(["rbac", "--namespace", namespace])
-        .output()
-        .with_context(|| format!("running {} rbac", binary.display()))?;
-    ensure!(
-        output.status.success(),
-        "{} rbac failed: {}",
-        binary.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).context("kuberhealthy rbac printed non-UTF-8")
-}
-
-/// The authorizer learns new bindings from its own watch: wait until the ServiceAccount
-/// may write the Lease and read the checks.
-async fn wait_for_grants(kubeconfig: &Path, namespace: &str) -> Result<()> {
-    let client = kuberhealthy_e2e::kubeconfig::client(kubeconfig).await?;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    wait_until("the controller's RBAC to take effect", TIMEOUT, || async {
-        leases.list(&Default::default()).await?;
-        observe::list_khstates(&client, namespace).await?;
-        Ok(Some(()))
-    })
-    .await
-}
 
 /// A Go duration string for the replica's environment (`3s`, `500ms`).
 pub fn go_duration(duration: Duration) -> String {

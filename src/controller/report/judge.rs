@@ -24,6 +24,17 @@ pub fn judge(
     now: Timestamp,
 ) -> Judgement {
     if state.uuid != uuid {
+        // A client retrying after its answer was lost, once the next run has started.
+        if let Some(past) = state.history.iter().find(|r| r.uuid == uuid) {
+            if past.has_result(report.ok, &report.errors) {
+                return Judgement::Duplicate;
+            }
+            return Judgement::Gone(format!(
+                "run {uuid} of {key} already finished at {} ({}); this different report was not recorded",
+                past.finished_at,
+                describe_result(past.ok, &past.errors)
+            ));
+        }
         let current = if state.uuid.is_empty() {
             "none".to_string()
         } else {
@@ -42,14 +53,7 @@ pub fn judge(
             .or(state.last_run)
             .map(|t| format!(" at {t}"))
             .unwrap_or_default();
-        let how = if state.ok {
-            "it reported OK".to_string()
-        } else {
-            format!(
-                "its result: {}",
-                state.errors.first().map(String::as_str).unwrap_or("failed")
-            )
-        };
+        let how = describe_result(state.ok, &state.errors);
         return Judgement::Gone(format!(
             "run {uuid} of {key} already finished{when} ({how}); this different report was not recorded"
         ));
@@ -62,6 +66,18 @@ pub fn judge(
         ));
     }
     Judgement::Record
+}
+
+/// A recorded result, for messages.
+fn describe_result(ok: bool, errors: &[String]) -> String {
+    if ok {
+        "it reported OK".to_string()
+    } else {
+        format!(
+            "its result: {}",
+            errors.first().map(String::as_str).unwrap_or("failed")
+        )
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +141,42 @@ mod tests {
                 "run u0 of ns/c was superseded: the current run is u1; its result was not recorded"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_report_resent_after_the_next_run_started_is_judged_from_history() {
+        use crate::api::RunResult;
+        // u0 finished with e1; u1 is in flight; u0's client resends its report.
+        let mut state = in_flight();
+        let long_error = "x".repeat(4000);
+        state.history = vec![RunResult::bounded(
+            "u0".into(),
+            ts("2025-12-31T23:59:00Z"),
+            ts("2025-12-31T23:59:30Z"),
+            false,
+            &[long_error.clone()],
+            None,
+        )];
+        assert_eq!(
+            judge(
+                "ns/c",
+                &state,
+                "u0",
+                &report(false, &[&long_error]),
+                ts(NOW)
+            ),
+            Judgement::Duplicate,
+            "the same result, as history bounds it"
+        );
+        let Judgement::Gone(why) = judge("ns/c", &state, "u0", &report(true, &[]), ts(NOW)) else {
+            panic!("a different result for a finished run")
+        };
+        assert!(
+            why.starts_with(
+                "run u0 of ns/c already finished at 2025-12-31T23:59:30Z (its result: xxx"
+            ),
+            "{why}"
         );
     }
 

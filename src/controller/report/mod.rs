@@ -271,13 +271,12 @@ async fn pods_of_run(ctx: &ReportContext, uuid: &str) -> Result<Option<Pod>, kub
     Ok(None)
 }
 
-fn node_of_run(ctx: &ReportContext, record: &Record) -> Option<String> {
+/// The run's checker pod, from the cache.
+fn pod_of_run(ctx: &ReportContext, record: &Record) -> Option<Arc<Pod>> {
     let pod_name = record.run().run_pod.clone()?;
-    let pod = ctx
-        .cache
+    ctx.cache
         .pods
-        .get(&ObjectRef::new(&pod_name).within(&record.namespace()))?;
-    pod.spec.as_ref()?.node_name.clone()
+        .get(&ObjectRef::new(&pod_name).within(&record.namespace()))
 }
 
 /// The timing of the check a khstate belongs to, from the cache: when its last result turned
@@ -297,8 +296,13 @@ async fn write(
     report: &Report,
     now: Timestamp,
 ) -> Result<(), WriteError> {
-    let node = node_of_run(ctx, record);
-    match record {
+    let pod = pod_of_run(ctx, record);
+    let node = pod
+        .as_ref()
+        .and_then(|p| p.spec.as_ref()?.node_name.clone());
+    // A run whose pod was created late is dated from its pod.
+    let pod_created = pod.and_then(|p| p.creation_timestamp()).map(|t| t.0);
+    match &record.clone().dated_by_pod(pod_created) {
         Record::State(state) => {
             let spec = transition::finished(
                 &state.spec,

@@ -34,9 +34,6 @@ use crate::controller::leader::Term;
 use crate::controller::metrics::{ControllerMetrics, RunOutcome};
 use crate::controller::store::{HealthChecks, States, WriteError};
 
-/// A start write that took longer than this is dated again when it landed.
-const LATE_START_WRITE: Duration = Duration::from_secs(1);
-
 /// The checker lines read for a failed run: the last lines, of which the excerpt keeps the
 /// end (see [`crate::api::history::LOG_EXCERPT_BYTES`]). The byte limit bounds the transfer.
 const LOG_TAIL_LINES: i64 = 20;
@@ -207,6 +204,15 @@ impl Executor {
             }
             Action::AdoptRun { owner, record } => {
                 tracing::info!(check = %owner.key(), run = %record.run().uuid, "adopting a run in flight without a pod; creating it");
+                let now = Timestamp::now();
+                let record = match transition::began_late(record.run().run_started_at, now) {
+                    // Persisted by an earlier term long before: the run begins with its pod.
+                    Some(at) => {
+                        tracing::info!(check = %owner.key(), run = %record.run().uuid, "the adopted run was persisted long before; dating it when its pod is created");
+                        self.write_redated(&owner, &record, at, changes).await?
+                    }
+                    None => record,
+                };
                 self.create_pod(&owner, &record, changes).await
             }
             Action::FinishRun {
@@ -334,6 +340,23 @@ impl Executor {
         }
     }
 
+    /// Rewrites the run in flight of `record` dated `at` (see [`Record::redated`]).
+    async fn write_redated(
+        &self,
+        owner: &Owner,
+        record: &Record,
+        at: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<Record, ActionError> {
+        // The dated record keeps the version it was read at: the write stays conditioned.
+        let dated = record.redated(at);
+        let next = match &dated {
+            Record::State(state) => Next::State(Some(state), state.spec.clone()),
+            Record::Status(hc) => Next::Status(hc, hc.status.clone().unwrap_or_default()),
+        };
+        self.write_record(owner, next, changes).await
+    }
+
     /// Persists a new run, then creates its pod. The start time is taken just before the
     /// write that persists it, so a start delayed in the executor is not dated earlier.
     async fn start_run(
@@ -369,25 +392,11 @@ impl Executor {
         };
         let mut record = self.write_record(owner, next, changes).await?;
         let landed = Timestamp::now();
-        if landed.duration_since(started_at).unsigned_abs() > LATE_START_WRITE {
+        if transition::began_late(Some(started_at), landed).is_some() {
             // Held up (an etcd stall): dated before the stall, the run would make its next
             // run due at once. Date it when it landed, before its pod exists.
             tracing::warn!(check = %owner.key(), run = %uuid, written_after = ?landed.duration_since(started_at), "the start of a run was persisted late; dating it when it landed");
-            let next = match &record {
-                Record::State(state) => Next::State(
-                    Some(state),
-                    transition::redated(&state.spec, landed, start.timeout),
-                ),
-                Record::Status(hc) => Next::Status(
-                    hc,
-                    healthcheck::redated(
-                        &hc.status.clone().unwrap_or_default(),
-                        landed,
-                        start.timeout,
-                    ),
-                ),
-            };
-            record = self.write_record(owner, next, changes).await?;
+            record = self.write_redated(owner, &record, landed, changes).await?;
         }
         match start.honours {
             Some(request) => {

@@ -11,7 +11,8 @@
 //! - a check whose `dependsOn` names no check or forms a cycle is invalid
 //!   ([`Dependencies`]);
 //! - a run in flight is judged from its pod ([`verdict::judge`]): wait, create its pod if an
-//!   earlier term persisted the run but not the pod, fail it, or time it out; a run that
+//!   earlier term persisted the run but not the pod, fail it, or time it out; a run whose
+//!   pod was created late is dated from its pod ([`Record::dated_by_pod`]); a run that
 //!   Kuberhealthy v3 started (no pod known) waits for its report until its deadline;
 //! - an invalid check or job does not run; its state says why;
 //! - a job runs once: start, mark `Running`, mark `Completed`, delete after `maxKHJobAge`;
@@ -464,6 +465,8 @@ fn supervise_run(
     let pod_key = key_of(&namespace, pod_name);
     let pod = view.pods.get(&pod_key);
     let node = pod.and_then(|p| p.spec.as_ref()?.node_name.clone());
+    // A run whose pod was created late ends dated from its pod.
+    let pod_created = pod.and_then(|p| p.creation_timestamp()).map(|t| t.0);
     let log = pod
         .and_then(|p| verdict::log_container(p))
         .map(|container| LogSource {
@@ -486,7 +489,7 @@ fn supervise_run(
         }
         Verdict::Fail(message) => plan.actions.push(Action::FinishRun {
             owner,
-            record,
+            record: record.dated_by_pod(pod_created),
             ending: Ending::PodFailed,
             message,
             node,
@@ -499,7 +502,7 @@ fn supervise_run(
                 .map(|_| pod_name.to_string());
             plan.actions.push(Action::FinishRun {
                 owner,
-                record,
+                record: record.dated_by_pod(pod_created),
                 ending: Ending::TimedOut,
                 message,
                 node,

@@ -56,6 +56,20 @@ pub fn started(
     s
 }
 
+/// How much later than its persisted start a run may really begin (its start write landed,
+/// its pod was created) and keep its persisted date. Beyond it (an etcd stall, a failover
+/// between the start and the pod) the run is dated when it began: dated earlier, it would
+/// make the next run due at once.
+pub const LATE_START: Duration = Duration::from_secs(1);
+
+/// When a run persisted as started at `persisted` really began, if that was more than
+/// [`LATE_START`] later.
+pub fn began_late(persisted: Option<Timestamp>, began: Timestamp) -> Option<Timestamp> {
+    let persisted = persisted?;
+    let late = began.duration_since(persisted);
+    (late > jiff::SignedDuration::try_from(LATE_START).ok()?).then_some(began)
+}
+
 /// The run just started in `s`, dated `at` instead: its start, its deadline (one timeout
 /// later) and, for a slot of the schedule, the schedule's anchor. For a start whose write
 /// landed late.
@@ -341,6 +355,22 @@ mod tests {
             redated.scheduled_started_at,
             Some(ts("2025-12-31T23:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_run_began_late_only_beyond_the_allowance() {
+        let persisted = ts("2026-01-01T00:00:00Z");
+        assert_eq!(
+            began_late(Some(persisted), ts("2026-01-01T00:00:01Z")),
+            None
+        );
+        assert_eq!(
+            began_late(Some(persisted), ts("2025-12-31T23:59:59Z")),
+            None
+        );
+        let late = ts("2026-01-01T00:00:01.5Z");
+        assert_eq!(began_late(Some(persisted), late), Some(late));
+        assert_eq!(began_late(None, late), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::DynamicObject;
-use kuberhealthy_e2e::wait_until;
+use kuberhealthy_e2e::{ControlPlane, wait_until};
 use serde_json::json;
 
 use crate::Plan;
@@ -31,6 +31,9 @@ pub struct RunCost {
     /// Checker pods created in the window.
     pub pods_created: f64,
     pub window: Duration,
+    /// The window, as the API server's clock reads it (for the audit log).
+    pub from: Timestamp,
+    pub to: Timestamp,
 }
 
 impl RunCost {
@@ -86,14 +89,14 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         world.spawn(1, DEFAULT_LEASE, &[]).await?;
         world.settle(k).await?;
         wait_for_history(&world, 2).await?;
-        let t0 = Timestamp::now();
         let cost = measure_runs(&world, plan.apicost_window).await?;
-        let t1 = Timestamp::now();
         let log = world
             .plane()
             .audit_log_path()
             .context("the audited control plane has no audit log")?;
-        (cost, own_requests(&log, t0, t1)?)
+        // The same window as the metrics' delta, so its runs are the same runs.
+        let own = own_requests(&log, cost.from, cost.to)?;
+        (cost, own)
     };
     let theirs = peer_cost(peer, plan).await;
 
@@ -134,26 +137,40 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         "of which the pod runner (kubelet/scheduler role), per run",
         f2(runner / runs),
     ));
-    // The controller's own requests, told apart by the replicas' user agent in the audit log.
+    // The controller's own requests, told apart by the replicas' user agent in the audit log;
+    // its runs are the pods it created (201) in the window.
+    let own_runs = own
+        .answered
+        .get(&("create".to_string(), "pods".to_string()))
+        .copied()
+        .unwrap_or(0.0)
+        .max(1.0);
     let own_per_run: f64 = own
+        .all
         .iter()
         .filter(|((_, resource), _)| resource != "leases")
         .map(|(_, n)| n)
         .sum::<f64>()
-        / runs;
+        / own_runs;
     section.rows.push(Row::new(
         "the controller's own requests per run (replicas' user agent, audit log; Leases apart)",
         f2(own_per_run),
     ));
-    for ((verb, resource), n) in &own {
+    for ((verb, resource), n) in &own.all {
         let per = if resource == "leases" {
             format!("{} per second", f2(n / plan.apicost_window.as_secs_f64()))
         } else {
-            f2(n / runs)
+            f2(n / own_runs)
         };
         section
             .rows
             .push(Row::new(format!("  own: {verb} {resource}, per run"), per));
+    }
+    for ((verb, resource, code), n) in &own.refused {
+        section.rows.push(Row::new(
+            format!("  own, answered {code}: {verb} {resource}, per run"),
+            f2(n / own_runs),
+        ));
     }
     section.rows.push(Row::new(
         "runs in the window: pods created / results written",
@@ -210,9 +227,18 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     }
     section.raw = json!({
         "own_requests_by_user_agent": own
+            .all
             .iter()
             .map(|((verb, resource), n)| json!({"verb": verb, "resource": resource, "count": n}))
             .collect::<Vec<_>>(),
+        "own_requests_refused": own
+            .refused
+            .iter()
+            .map(|((verb, resource, code), n)| {
+                json!({"verb": verb, "resource": resource, "code": code, "count": n})
+            })
+            .collect::<Vec<_>>(),
+        "own_runs_pods_created": own_runs,
         "own_requests_per_run_without_leases": own_per_run,
         "runs": ours.to_json(),
         "idle": {"window_s": secs, "requests": idle.to_json()},
@@ -223,13 +249,16 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
 }
 
 /// Requests made by the replicas (user agent `kuberhealthy/...`) that completed between `t0`
-/// and `t1`, by (verb, resource).
-fn own_requests(
-    log: &std::path::Path,
-    t0: Timestamp,
-    t1: Timestamp,
-) -> Result<BTreeMap<(String, String), f64>> {
-    let mut counts = BTreeMap::new();
+/// and `t1`, by (verb, resource): all of them, those answered 2xx, and the others by code.
+#[derive(Debug, Default)]
+struct OwnRequests {
+    all: BTreeMap<(String, String), f64>,
+    answered: BTreeMap<(String, String), f64>,
+    refused: BTreeMap<(String, String, u16), f64>,
+}
+
+fn own_requests(log: &std::path::Path, t0: Timestamp, t1: Timestamp) -> Result<OwnRequests> {
+    let mut own = OwnRequests::default();
     for event in kuberhealthy_e2e::audit::read(log)? {
         if event.stage != "ResponseComplete"
             || !event.user_agent.starts_with("kuberhealthy/")
@@ -238,11 +267,16 @@ fn own_requests(
         {
             continue;
         }
-        *counts
-            .entry((event.verb.clone(), event.resource()))
-            .or_insert(0.0) += 1.0;
+        let key = (event.verb.clone(), event.resource());
+        *own.all.entry(key.clone()).or_insert(0.0) += 1.0;
+        match event.response_status.as_ref().map(|s| s.code) {
+            Some(code) if !(200..300).contains(&code) => {
+                *own.refused.entry((key.0, key.1, code)).or_insert(0.0) += 1.0;
+            }
+            _ => *own.answered.entry(key).or_insert(0.0) += 1.0,
+        }
     }
-    Ok(counts)
+    Ok(own)
 }
 
 /// Waits until every khstate of the world holds at least `runs` finished runs.
@@ -270,25 +304,31 @@ fn history(state: &DynamicObject) -> Vec<serde_json::Value> {
 
 /// Requests over `window`, and the runs that completed in it.
 pub async fn measure_runs(world: &World, window: Duration) -> Result<RunCost> {
-    let before = apimetrics::snapshot(world.plane()).await?;
-    let t0 = Timestamp::now();
-    tokio::time::sleep(window).await;
-    let after = apimetrics::snapshot(world.plane()).await?;
-    let t1 = Timestamp::now();
-    let requests = after.since(&before);
-    let mut completed = 0.0;
+    let mut cost = measure_window(world.plane(), window).await?;
+    cost.completed_runs = 0.0;
     for state in world.list_states().await? {
         for run in history(&state) {
             if let Some(finished) = run["finishedAt"]
                 .as_str()
                 .and_then(|s| s.parse::<Timestamp>().ok())
-                && finished >= t0
-                && finished <= t1
+                && finished >= cost.from
+                && finished <= cost.to
             {
-                completed += 1.0;
+                cost.completed_runs += 1.0;
             }
         }
     }
+    Ok(cost)
+}
+
+/// The API server's requests over `window` (completed runs not counted: NaN).
+async fn measure_window(plane: &ControlPlane, window: Duration) -> Result<RunCost> {
+    let before = apimetrics::snapshot(plane).await?;
+    let from = Timestamp::now();
+    tokio::time::sleep(window).await;
+    let to = Timestamp::now();
+    let after = apimetrics::snapshot(plane).await?;
+    let requests = after.since(&before);
     let pods_created = requests
         .0
         .get(&("POST".to_string(), "pods".to_string()))
@@ -296,11 +336,14 @@ pub async fn measure_runs(world: &World, window: Duration) -> Result<RunCost> {
         .unwrap_or(0.0);
     Ok(RunCost {
         requests,
-        completed_runs: completed,
+        completed_runs: f64::NAN,
         pods_created,
         window,
+        from,
+        to,
     })
 }
+
 /// The peer's requests per run: a master and a follower, the same checks as ours.
 pub async fn peer_cost(peer: &Peer, plan: &Plan) -> Result<RunCost, String> {
     if let Some(reason) = peer.absent_reason() {
@@ -337,7 +380,7 @@ pub async fn peer_cost(peer: &Peer, plan: &Plan) -> Result<RunCost, String> {
             Ok((fresh >= plan.apicost_checks).then_some(()))
         };
         wait_until("the peer's checks to report", TIMEOUT, wait_for_results).await?;
-        let cost = measure_runs_plane(&world, plan.apicost_window).await?;
+        let cost = measure_window(world.cluster.control_plane(), plan.apicost_window).await?;
         if cost.pods_created == 0.0 {
             bail!("the peer created no checker pod in the window");
         }
@@ -345,22 +388,4 @@ pub async fn peer_cost(peer: &Peer, plan: &Plan) -> Result<RunCost, String> {
     }
     .await
     .map_err(|e: anyhow::Error| format!("failed: {e:#}"))
-}
-
-async fn measure_runs_plane(world: &V2World, window: Duration) -> Result<RunCost> {
-    let before = apimetrics::snapshot(world.cluster.control_plane()).await?;
-    tokio::time::sleep(window).await;
-    let after = apimetrics::snapshot(world.cluster.control_plane()).await?;
-    let requests = after.since(&before);
-    let pods_created = requests
-        .0
-        .get(&("POST".to_string(), "pods".to_string()))
-        .copied()
-        .unwrap_or(0.0);
-    Ok(RunCost {
-        requests,
-        completed_runs: f64::NAN,
-        pods_created,
-        window,
-    })
 }

@@ -32,13 +32,15 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         "one control plane; checks with runInterval 24h and a khstate whose run finished at creation \
          (nothing is due), created {} at a time; stages {:?} checks; for each stage a fresh leader \
          and follower (Lease {}), ready and showing every check, {} s quiet, then {} idle windows \
-         of {} s",
+         of {} s; then {} checks created as `kubectl apply` creates them (each with the \
+         last-applied annotation, kubectl's field manager) on a control plane of their own",
         32,
         plan.footprint_counts,
         DEFAULT_LEASE.describe(),
         QUIET_BEFORE.as_secs(),
         plan.idle_windows,
-        plan.idle_window.as_secs()
+        plan.idle_window.as_secs(),
+        plan.footprint_applied
     ));
     section.setup.push(
         "memory: VmRSS and VmHWM from /proc/<pid>/status at the end of the windows; CPU: \
@@ -89,6 +91,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         }));
     }
     drop(world);
+    let applied = applied_stage(plan).await?;
     // The goal's figure: RSS added per 1,000 checks above the idle replica of the same role.
     let idle = ours.iter().find(|(count, ..)| *count == 0).copied();
     let mut added = Vec::new();
@@ -106,6 +109,26 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
                     f1(per),
                 ));
             }
+        }
+        let (count, leader, follower) = applied;
+        let thousands = count as f64 / 1000.0;
+        for (role, now, at_idle) in [
+            ("leader", leader, idle_leader),
+            ("follower", follower, idle_follower),
+        ] {
+            let per = (now.rss_mib - at_idle.rss_mib) / thousands;
+            added.push(
+                json!({"checks": count, "role": role, "kubectl_applied": true,
+                              "rss_mib": now.rss_mib, "rss_mib_per_1000_checks": per}),
+            );
+            section.rows.push(Row::new(
+                format!("{count} kubectl-applied checks, {role}: VmRSS MiB"),
+                f1(now.rss_mib),
+            ));
+            section.rows.push(Row::new(
+                format!("{count} kubectl-applied checks, {role}: VmRSS MiB added per 1,000 checks"),
+                f1(per),
+            ));
         }
     }
     let peer_stages = peer_stages(peer, plan).await;
@@ -136,6 +159,33 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         section.notes.push(note);
     }
     Ok(section)
+}
+
+/// The footprint of `plan.footprint_applied` checks created as `kubectl apply` creates them
+/// (the last-applied annotation holds each whole object again), on a control plane of their
+/// own: a fresh leader and follower, memory after the same quiet and idle windows.
+async fn applied_stage(plan: &Plan) -> Result<(usize, Idle, Idle)> {
+    let count = plan.footprint_applied;
+    let mut world = World::start("bench-footprint-applied").await?;
+    world.create_idle_checks_applied(0..count, "24h").await?;
+    world.spawn(0, DEFAULT_LEASE, &[]).await?;
+    world.spawn(1, DEFAULT_LEASE, &[]).await?;
+    let leader = world.settle(count).await?;
+    let follower = 1 - leader;
+    tokio::time::sleep(QUIET_BEFORE).await;
+    let pids = [world.replica(leader)?.pid(), world.replica(follower)?.pid()];
+    let (cpu, _) = idle_windows(world.plane(), &pids, plan).await?;
+    let idle = |i: usize| -> Result<Idle> {
+        let memory = procfs::memory(pids[i])?;
+        Ok(Idle {
+            rss_mib: memory.rss_mib,
+            hwm_mib: memory.hwm_mib,
+            cpu_pct: median(&cpu[i]),
+        })
+    };
+    let measured = (count, idle(0)?, idle(1)?);
+    world.stop_replicas();
+    Ok(measured)
 }
 
 fn rows(

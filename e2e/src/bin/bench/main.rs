@@ -76,6 +76,8 @@ pub struct Plan {
     pub serving_checks: usize,
     /// The large stage of serving: many more checks, the follower only.
     pub serving_large_checks: usize,
+    /// Checks created as `kubectl apply` does, for the footprint.
+    pub footprint_applied: usize,
     pub serving_trials: usize,
     pub serving_max_requests: usize,
     pub serving_cap: Duration,
@@ -97,6 +99,7 @@ impl Plan {
             Plan {
                 quick,
                 footprint_counts: vec![0, 200, 1000],
+                footprint_applied: 200,
                 idle_windows: 2,
                 idle_window: Duration::from_secs(4),
                 serving_checks: 200,
@@ -119,6 +122,7 @@ impl Plan {
             Plan {
                 quick,
                 footprint_counts: vec![0, 1000, 10_000],
+                footprint_applied: 1000,
                 idle_windows: 3,
                 idle_window: Duration::from_secs(10),
                 serving_checks: 1000,

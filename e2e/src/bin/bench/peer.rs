@@ -245,7 +245,7 @@ impl V2World {
         ctx.endpoint()
             .service_account_kubeconfig(&ns, "kuberhealthy", &kubeconfig)
             .await?;
-        world::wait_for_grants(&kubeconfig, &ns).await.ok();
+        world::wait_for_grants(&kubeconfig, &ns, TIMEOUT).await.ok();
         let home = ctx.log_dir().join("peer-home");
         std::fs::create_dir_all(home.join(".kube"))?;
         std::fs::copy(&kubeconfig, home.join(".kube/config"))?;

@@ -3,18 +3,15 @@
 //! `kuberhealthy run` replicas acting as ServiceAccount `kuberhealthy`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, Client};
-use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
-    ControlPlane, Replica, ReplicaOptions, TestCluster, TestContext, binaries, http, manifests,
+    ControlPlane, Replica, ReplicaOptions, TestCluster, TestContext, binaries, http, install,
     ports, wait_until,
 };
 use serde_json::{Value, json};
@@ -23,7 +20,6 @@ use serde_json::{Value, json};
 pub const TIMEOUT: Duration = Duration::from_secs(180);
 /// The Lease name (`KH_LEADER_ELECTION_NAME`, the default).
 pub const LEASE_NAME: &str = "kuberhealthy";
-const SERVICE_ACCOUNT: &str = "kuberhealthy";
 /// Concurrent creates when filling the API server with checks and states.
 const CREATE_CONCURRENCY: usize = 32;
 
@@ -91,6 +87,19 @@ pub fn check(name: &str, interval: &str, timeout: &str, command: &[&str]) -> Val
             }]},
         },
     })
+}
+
+/// The field manager of `kubectl apply` (client-side).
+const KUBECTL_CLIENT_SIDE_APPLY: &str = "kubectl-client-side-apply";
+
+/// `object` as `kubectl apply` sends it when it creates it: with the last-applied annotation
+/// holding the object as applied (compact JSON, namespace included).
+pub fn as_kubectl_applies(mut object: Value, namespace: &str) -> Value {
+    object["metadata"]["namespace"] = json!(namespace);
+    let applied = serde_json::to_string(&object).expect("a JSON value serialises");
+    object["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": format!("{applied}\n")});
+    object
 }
 
 /// The command of a checker that reports OK to the URL its run was given.
@@ -165,18 +174,7 @@ impl World {
         let cluster = TestCluster::start_on(plane, &pod_runner).await?;
         let ctx = cluster.context(name).await?;
         let client = ctx.client().await?;
-        let namespace = ctx.namespace().to_string();
-        let crds =
-            std::fs::read_to_string(workspace_root().join("charts/kuberhealthy/crds/crds.yaml"))
-                .context("reading the committed CRDs")?;
-        manifests::install_crds(&client, &crds, TIMEOUT).await?;
-        ctx.apply_yaml(&kuberhealthy_output(&["rbac", "--namespace", &namespace])?)
-            .await?;
-        let kubeconfig = ctx.service_account_kubeconfig_path(SERVICE_ACCOUNT);
-        ctx.endpoint()
-            .service_account_kubeconfig(&namespace, SERVICE_ACCOUNT, &kubeconfig)
-            .await?;
-        wait_for_grants(&kubeconfig, &namespace).await?;
+        let kubeconfig = install::install(&ctx, TIMEOUT).await?;
         Ok(World {
             replicas: Vec::new(),
             addrs: Vec::new(),
@@ -204,18 +202,31 @@ impl World {
 
     /// Creates `objects` (checks or states) in this namespace, `CREATE_CONCURRENCY` at a time.
     pub async fn create_all(&self, resource: &ApiResource, objects: Vec<Value>) -> Result<()> {
+        self.create_all_as(resource, objects, "bench").await
+    }
+
+    /// [`World::create_all`] with the field manager `manager`.
+    pub async fn create_all_as(
+        &self,
+        resource: &ApiResource,
+        objects: Vec<Value>,
+        manager: &str,
+    ) -> Result<()> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), self.namespace(), resource);
+        let params = PostParams {
+            field_manager: Some(manager.to_string()),
+            ..PostParams::default()
+        };
         futures::stream::iter(objects)
             .map(|object| {
                 let api = api.clone();
+                let params = params.clone();
                 async move {
                     let object: DynamicObject = serde_json::from_value(object)?;
-                    api.create(&PostParams::default(), &object)
-                        .await
-                        .with_context(|| {
-                            format!("creating {}", object.metadata.name.unwrap_or_default())
-                        })?;
+                    api.create(&params, &object).await.with_context(|| {
+                        format!("creating {}", object.metadata.name.unwrap_or_default())
+                    })?;
                     anyhow::Ok(())
                 }
             })
@@ -243,6 +254,29 @@ impl World {
             .map(|i| check(&check_name(i), interval, "1m", &["true"]))
             .collect();
         self.create_all(&khchecks(), checks).await?;
+        Ok(began.elapsed())
+    }
+
+    /// [`World::create_idle_checks`], each check created as `kubectl apply` creates it: with
+    /// the `kubectl.kubernetes.io/last-applied-configuration` annotation holding the whole
+    /// object as applied, and kubectl's field manager.
+    pub async fn create_idle_checks_applied(
+        &self,
+        range: std::ops::Range<usize>,
+        interval: &str,
+    ) -> Result<Duration> {
+        let began = Instant::now();
+        let ns = self.namespace().to_string();
+        let states = range
+            .clone()
+            .map(|i| finished_state(&check_name(i), &ns))
+            .collect();
+        self.create_all(&khstates(), states).await?;
+        let checks = range
+            .map(|i| as_kubectl_applies(check(&check_name(i), interval, "1m", &["true"]), &ns))
+            .collect();
+        self.create_all_as(&khchecks(), checks, KUBECTL_CLIENT_SIDE_APPLY)
+            .await?;
         Ok(began.elapsed())
     }
 
@@ -418,33 +452,4 @@ pub async fn status_page(addr: SocketAddr) -> Result<Value> {
     serde_json::from_str(&response.body).context("GET /json is not JSON")
 }
 
-/// The output of `kuberhealthy <args>`, from the binary the replicas run.
-pub fn kuberhealthy_output(args: &[&str]) -> Result<String> {
-    let binary = binaries::kuberhealthy()?;
-    let output = Command::new(&binary)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {} {}", binary.display(), args.join(" ")))?;
-    ensure!(
-        output.status.success(),
-        "{} {} failed: {}",
-        binary.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).context("non-UTF-8 output")
-}
-
-/// The authorizer learns new bindings from its own watch: wait until the ServiceAccount
-/// may read the Leases and khstates.
-pub async fn wait_for_grants(kubeconfig: &Path, namespace: &str) -> Result<()> {
-    let client = kuberhealthy_e2e::kubeconfig::client(kubeconfig).await?;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let states: Api<DynamicObject> = Api::namespaced_with(client, namespace, &khstates());
-    wait_until("the controller's RBAC to take effect", TIMEOUT, || async {
-        leases.list(&Default::default()).await?;
-        states.list(&Default::default()).await?;
-        Ok(Some(()))
-    })
-    .await
-}
+pub use kuberhealthy_e2e::install::wait_for_grants;

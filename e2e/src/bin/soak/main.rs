@@ -196,13 +196,9 @@ async fn main() -> Result<()> {
     });
     let events = world.audit()?;
     // When the API server created each pod: the slot times, free of the pod runner's latency.
-    let created: BTreeMap<String, Timestamp> = events
-        .iter()
-        .filter(|e| e.verb == "create" && e.resource() == "pods" && e.succeeded())
-        .map(|e| (e.object(), e.stage_timestamp))
-        .collect();
+    let created = slots::pods_created(&events);
     let mut runs = runs;
-    let dated = tally::date_by_pod_creation(&mut runs, &created);
+    let dated = slots::date_by_pod_creation(&mut runs, &created);
     let answers: tally::Answers = runs
         .values()
         .flatten()

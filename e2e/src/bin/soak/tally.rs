@@ -90,26 +90,6 @@ pub fn tally(
     lines
 }
 
-/// Re-dates each run to when the API server created its pod (`namespace/pod` → the audit
-/// log's time), where known: the leader's act, free of the pod runner's start latency.
-/// Returns how many runs were re-dated.
-pub fn date_by_pod_creation(
-    runs: &mut BTreeMap<String, Vec<RunRecord>>,
-    created: &BTreeMap<String, Timestamp>,
-) -> usize {
-    let mut dated = 0;
-    for list in runs.values_mut() {
-        for run in list.iter_mut() {
-            if let Some(at) = created.get(&format!("{}/{}", run.namespace, run.pod)) {
-                run.started = *at;
-                dated += 1;
-            }
-        }
-        list.sort_by_key(|r| r.started);
-    }
-    dated
-}
-
 /// The sum of every line.
 pub fn totals(lines: &[CheckTally]) -> CheckTally {
     lines.iter().fold(
@@ -254,16 +234,6 @@ mod tests {
         assert_eq!(l.refused, 1);
         assert_eq!(l.missed, 1, "c only");
         assert_eq!(totals(&lines).missed, 1);
-    }
-
-    #[test]
-    fn runs_are_dated_by_their_pod_creation_where_known() {
-        let mut runs = one_check(vec![run("a", 10, None, 1), run("b", 12, None, 1)]);
-        let created = BTreeMap::from([("ns/c-b".to_string(), at(5))]);
-        assert_eq!(date_by_pod_creation(&mut runs, &created), 1);
-        let list = &runs["ns/c"];
-        assert_eq!((list[0].run.as_str(), list[0].started), ("b", at(5)));
-        assert_eq!((list[1].run.as_str(), list[1].started), ("a", at(10)));
     }
 
     #[test]

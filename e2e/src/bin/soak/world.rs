@@ -4,26 +4,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::coordination::v1::Lease;
+use anyhow::{Context, Result};
 use kube::Client;
-use kube::api::{Api, DynamicObject};
 use kuberhealthy_e2e::audit::{self, AuditEvent};
 use kuberhealthy_e2e::lease_watch::LeaseLog;
 use kuberhealthy_e2e::network::replica::ReplicaNetwork;
 use kuberhealthy_e2e::pod_runner::record;
-use kuberhealthy_e2e::session::workspace_root;
 use kuberhealthy_e2e::{
     ControlPlane, ControlPlaneOptions, Replica, ReplicaOptions, TestCluster, TestContext, binaries,
-    manifests, resources, wait_until,
+    install,
 };
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub const LEASE_NAME: &str = "kuberhealthy";
-const SERVICE_ACCOUNT: &str = "kuberhealthy";
 pub const REPLICAS: usize = 3;
 /// The short lease timings of the HA tests: lease, renew deadline, retry period.
 pub const LEASE: Duration = Duration::from_secs(3);
@@ -111,17 +106,7 @@ impl World {
         let ctx = cluster.context("soak").await?;
         let client = ctx.client().await?;
         let namespace = ctx.namespace().to_string();
-        let crds =
-            std::fs::read_to_string(workspace_root().join("charts/kuberhealthy/crds/crds.yaml"))
-                .context("reading the committed CRDs")?;
-        manifests::install_crds(&client, &crds, TIMEOUT).await?;
-        ctx.apply_yaml(&kuberhealthy_output(&["rbac", "--namespace", &namespace])?)
-            .await?;
-        let kubeconfig = ctx.service_account_kubeconfig_path(SERVICE_ACCOUNT);
-        ctx.endpoint()
-            .service_account_kubeconfig(&namespace, SERVICE_ACCOUNT, &kubeconfig)
-            .await?;
-        wait_for_grants(&kubeconfig, &namespace).await?;
+        let kubeconfig = install::install(&ctx, TIMEOUT).await?;
         let plane = cluster.control_plane();
         let api_server = SocketAddr::from((plane.host_ip(), plane.port()));
         let networks = (0..REPLICAS)
@@ -259,34 +244,4 @@ impl World {
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-fn kuberhealthy_output(args: &[&str]) -> Result<String> {
-    let binary = binaries::kuberhealthy()?;
-    let output = Command::new(&binary)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {} {}", binary.display(), args.join(" ")))?;
-    ensure!(
-        output.status.success(),
-        "{} {} failed: {}",
-        binary.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).context("non-UTF-8 output")
-}
-
-/// The authorizer learns new bindings from its own watch.
-async fn wait_for_grants(kubeconfig: &std::path::Path, namespace: &str) -> Result<()> {
-    let client = kuberhealthy_e2e::kubeconfig::client(kubeconfig).await?;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let states: Api<DynamicObject> =
-        Api::namespaced_with(client, namespace, &resources::khstates());
-    wait_until("the controller's RBAC to take effect", TIMEOUT, || async {
-        leases.list(&Default::default()).await?;
-        states.list(&Default::default()).await?;
-        Ok(Some(()))
-    })
-    .await
 }

@@ -332,12 +332,23 @@ async fn a_pod_the_api_server_refuses_fails_the_run_with_its_reason() {
     assert_eq!(seen[3].2["type"], "Warning");
 }
 
+/// A run persisted just now by an earlier term, its pod not yet created.
+fn in_flight_since_now() -> Arc<KuberhealthyState> {
+    let now = Timestamp::now();
+    state(
+        "c",
+        json!({"OK": true, "Errors": [], "uuid": "run-1", "runStartedAt": now,
+               "scheduledStartedAt": now, "runDeadline": add(now, Duration::from_secs(60)),
+               "runPod": "c-run1"}),
+    )
+}
+
 #[tokio::test]
 async fn a_pod_that_already_exists_is_the_same_run() {
     let (done, _) = run(
         Action::AdoptRun {
             owner: check(),
-            record: Record::State(in_flight()),
+            record: Record::State(in_flight_since_now()),
         },
         vec![expect(
             Method::POST,
@@ -348,6 +359,43 @@ async fn a_pod_that_already_exists_is_the_same_run() {
     .await;
     assert!(done.failure.is_none());
     assert_eq!(kinds(&done), ["pod created"]);
+}
+
+#[tokio::test]
+async fn an_adopted_run_persisted_long_before_is_dated_when_its_pod_is_created() {
+    let asked = Timestamp::now();
+    let (done, seen) = run(
+        Action::AdoptRun {
+            owner: check(),
+            record: Record::State(in_flight()),
+        },
+        vec![
+            expect(Method::PUT, format!("{STATES}/c"), Reply::Echo),
+            expect(Method::POST, PODS, Reply::Echo),
+        ],
+    )
+    .await;
+    assert!(done.failure.is_none(), "{:?}", done.failure);
+    assert_eq!(kinds(&done), ["state written", "pod created"]);
+    let spec = &seen[0].2["spec"];
+    assert_eq!(spec["uuid"], "run-1", "the same run");
+    let dated: Timestamp = spec["runStartedAt"].as_str().unwrap().parse().unwrap();
+    let deadline: Timestamp = spec["runDeadline"].as_str().unwrap().parse().unwrap();
+    assert!(dated >= asked, "dated {dated}, adopted at {asked}");
+    assert_eq!(
+        deadline.duration_since(dated),
+        jiff::SignedDuration::from_secs(60),
+        "the run keeps its timeout"
+    );
+    assert_eq!(
+        seen[0].2["metadata"]["resourceVersion"], "10",
+        "conditioned on the version read"
+    );
+    assert_eq!(
+        env(&seen[1].2, "KH_CHECK_RUN_DEADLINE")["value"],
+        json!(deadline.as_second().to_string()),
+        "the pod carries the new deadline"
+    );
 }
 
 #[tokio::test]
@@ -581,7 +629,7 @@ async fn a_start_persisted_late_is_dated_when_it_landed_before_its_pod_is_create
             expect(
                 Method::PUT,
                 format!("{STATES}/c"),
-                Reply::EchoAfter(LATE_START_WRITE + Duration::from_millis(200)),
+                Reply::EchoAfter(transition::LATE_START + Duration::from_millis(200)),
             ),
             expect(Method::PUT, format!("{STATES}/c"), Reply::Echo),
             expect(Method::POST, PODS, Reply::Echo),
@@ -601,7 +649,8 @@ async fn a_start_persisted_late_is_dated_when_it_landed_before_its_pod_is_create
         .unwrap();
     assert!(planned >= asked);
     assert!(
-        dated.duration_since(planned) > jiff::SignedDuration::try_from(LATE_START_WRITE).unwrap(),
+        dated.duration_since(planned)
+            > jiff::SignedDuration::try_from(transition::LATE_START).unwrap(),
         "planned {planned}, dated {dated}"
     );
     assert_eq!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
 
 use super::*;
@@ -399,6 +400,52 @@ fn a_pod_that_exited_without_reporting_fails_the_run_after_the_grace() {
             pod: "c-run1".into(),
             container: "main".into()
         })
+    );
+}
+
+#[test]
+fn a_run_whose_pod_was_created_late_ends_dated_from_its_pod() {
+    // The start was persisted at 10:00:00; the pod's creation was held up 8 s (an etcd
+    // stall): the run ends dated from its pod, so its next run is not due at once.
+    let mut late = Pod::clone(&pod(
+        "c-run1",
+        "c",
+        ended("Failed", 3, "2026-01-01T10:00:20Z"),
+    ));
+    late.metadata.creation_timestamp = Some(Time(ts("2026-01-01T10:00:08Z")));
+    let v = view(
+        vec![check("c", "1h")],
+        vec![],
+        vec![in_flight("c", "2026-01-01T10:00:00Z", "c-run1")],
+        vec![Arc::new(late)],
+    );
+    let p = plan_at(&v, "2026-01-01T10:00:22Z");
+    let [Action::FinishRun { record, .. }] = p.actions.as_slice() else {
+        panic!("{:?}", describe(&p))
+    };
+    let run = record.run();
+    assert_eq!(run.run_started_at, Some(ts("2026-01-01T10:00:08Z")));
+    assert_eq!(run.run_deadline, Some(ts("2026-01-01T10:01:08Z")));
+    assert_eq!(record.resource_version().as_deref(), Some("10"));
+
+    // A pod created within the allowance leaves the persisted start.
+    let v = view(
+        vec![check("c", "1h")],
+        vec![],
+        vec![in_flight("c", "2025-12-31T23:59:59.5Z", "c-run1")],
+        vec![pod(
+            "c-run1",
+            "c",
+            ended("Failed", 3, "2026-01-01T00:00:20Z"),
+        )],
+    );
+    let p = plan_at(&v, "2026-01-01T00:00:22Z");
+    let [Action::FinishRun { record, .. }] = p.actions.as_slice() else {
+        panic!("{:?}", describe(&p))
+    };
+    assert_eq!(
+        record.run().run_started_at,
+        Some(ts("2025-12-31T23:59:59.5Z"))
     );
 }
 
