@@ -69,19 +69,27 @@ pub fn observed_and_down(
     let from = now
         .checked_sub(jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX))
         .unwrap_or(Timestamp::MIN);
+    observed_and_down_between(daily, last, now, from, now)
+}
+
+/// Seconds observed and seconds down between `from` and `to` (no later than `now`): a day's
+/// counted seconds in proportion to its part inside, and the segment since the last result.
+pub fn observed_and_down_between(
+    daily: &[DayCounts],
+    last: Option<LastResult>,
+    now: Timestamp,
+    from: Timestamp,
+    to: Timestamp,
+) -> (f64, f64) {
     let mut observed = 0.0;
     let mut down = 0.0;
     for counts in daily {
         let start = start_of(counts.day);
         let end = add(start, DAY).min(now);
-        if end <= from || start >= now {
+        if end <= from || start >= to {
             continue;
         }
-        let share = if start >= from {
-            1.0
-        } else {
-            seconds(from, end) / seconds(start, end)
-        };
+        let share = seconds(start.max(from), end.min(to)) / seconds(start, end);
         observed += share * f64::from(counts.observed_seconds);
         down += share * f64::from(counts.failing_seconds);
     }
@@ -90,13 +98,13 @@ pub fn observed_and_down(
         let stale_at = last
             .stale_at
             .unwrap_or(Timestamp::MAX)
-            .clamp(begin, now.max(begin));
-        if begin < now {
-            observed += seconds(begin, now);
+            .clamp(begin, to.max(begin));
+        if begin < to {
+            observed += seconds(begin, to);
             if !last.ok {
                 down += seconds(begin, stale_at);
             }
-            down += seconds(stale_at, now);
+            down += seconds(stale_at, to);
         }
     }
     (observed, down)

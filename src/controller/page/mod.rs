@@ -19,8 +19,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::ResourceExt;
 
-use crate::api::history::{self, DayCounts, RunResult};
-use crate::api::uptime::Uptime;
+use crate::api::history::{self, DayCounts, LastResult, RunResult};
+use crate::api::uptime::{self, Uptime};
 use crate::api::{
     HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, KuberhealthyStateSpec,
     key_of,
@@ -325,7 +325,9 @@ fn row_of(subject: &Subject<'_>, details: Option<&WorkloadDetails>, now: Timesta
     row.consecutive_failures = details.consecutive_failures;
     row.errors = details.errors.clone();
     row.uptime = details.uptime;
-    row.bar = record.map(|r| daily_bar(&r.daily, now)).unwrap_or_default();
+    row.bar = record
+        .map(|r| daily_bar(&r.daily, details.last_result, now))
+        .unwrap_or_default();
     row.state = if details.suspended {
         RowState::Suspended
     } else if details.ok {
@@ -348,8 +350,13 @@ fn row_of(subject: &Subject<'_>, details: Option<&WorkloadDetails>, now: Timesta
 }
 
 /// The share of each of the last [`BAR_DAYS`] UTC days up to `now`'s (oldest first) that the
-/// check passed, from its daily counters; `None` for a day nothing was observed.
-pub fn daily_bar(daily: &[DayCounts], now: Timestamp) -> Vec<Option<f64>> {
+/// check passed, counted as uptime counts it (daily counters, then the time since the `last`
+/// result); `None` for a day nothing was observed.
+pub fn daily_bar(
+    daily: &[DayCounts],
+    last: Option<LastResult>,
+    now: Timestamp,
+) -> Vec<Option<f64>> {
     let today = history::day_of(now);
     (0..BAR_DAYS)
         .rev()
@@ -357,12 +364,10 @@ pub fn daily_bar(daily: &[DayCounts], now: Timestamp) -> Vec<Option<f64>> {
             let day = today
                 .checked_sub(jiff::Span::new().days(back as i64))
                 .ok()?;
-            let counts = daily.iter().find(|c| c.day == day)?;
-            let observed = f64::from(counts.observed_seconds);
-            (observed > 0.0).then(|| {
-                (observed - f64::from(counts.failing_seconds.min(counts.observed_seconds)))
-                    / observed
-            })
+            let from = history::start_of(day);
+            let to = history::start_of(day.tomorrow().ok()?).min(now);
+            let (observed, down) = uptime::observed_and_down_between(daily, last, now, from, to);
+            (observed > 0.0).then(|| (observed - down.min(observed)) / observed)
         })
         .collect()
 }

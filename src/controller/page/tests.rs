@@ -319,7 +319,7 @@ fn the_bar_shows_each_of_the_last_30_days_oldest_first() {
         day("2026-01-30", 86_400, 86_400),
         day("2026-02-27", 0, 0),
     ];
-    let bar = daily_bar(&daily, ts(NOW));
+    let bar = daily_bar(&daily, None, ts(NOW));
     assert_eq!(bar.len(), BAR_DAYS);
     assert_eq!(bar[29], Some(1.0), "today");
     assert_eq!(bar[28], Some(0.9), "yesterday");
@@ -329,6 +329,52 @@ fn the_bar_shows_each_of_the_last_30_days_oldest_first() {
         "2026-01-31 has no counters; 2026-01-30 is out of the bar"
     );
     assert_eq!(bar.iter().flatten().count(), 2);
+}
+
+#[test]
+fn today_counts_the_time_since_the_last_result_as_uptime_does() {
+    use crate::api::history::{LastResult, start_of};
+    // One result so far, today: the daily counters hold nothing observed yet.
+    let today = crate::api::history::day_of(ts(NOW));
+    let daily = vec![DayCounts {
+        day: today,
+        runs: 1,
+        failures: 0,
+        observed_seconds: 0,
+        failing_seconds: 0,
+    }];
+    let midnight = start_of(today);
+    let since = |secs: i64| {
+        midnight
+            .checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+    };
+    let passed = LastResult {
+        at: since(600),
+        ok: true,
+        stale_at: None,
+    };
+    assert_eq!(
+        daily_bar(&daily, None, ts(NOW))[29],
+        None,
+        "nothing observed"
+    );
+    assert_eq!(daily_bar(&daily, Some(passed), ts(NOW))[29], Some(1.0));
+    // A failing result: down since it came.
+    let failed = LastResult {
+        ok: false,
+        ..passed
+    };
+    assert_eq!(daily_bar(&daily, Some(failed), ts(NOW))[29], Some(0.0));
+    // A passing result that turned stale half-way to now: half up.
+    let now = ts(NOW);
+    let half = since(600 + now.duration_since(since(600)).as_secs() / 2);
+    let stale = LastResult {
+        stale_at: Some(half),
+        ..passed
+    };
+    let share = daily_bar(&daily, Some(stale), now)[29].unwrap();
+    assert!((share - 0.5).abs() < 0.001, "{share}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::api::cadence::Cadence;
 use crate::api::check::CheckTiming;
+use crate::api::history::LastResult;
 use crate::api::key_of;
 use crate::api::time::add;
 use crate::api::uptime::Uptime;
@@ -91,9 +92,24 @@ pub struct WorkloadDetails {
     /// until a result was recorded with daily counters.
     #[serde(rename = "uptime", skip_serializing_if = "Option::is_none")]
     pub uptime: Option<Uptime>,
+    /// The last result as uptime counts it (for the page's day bar); not served.
+    #[serde(skip)]
+    pub last_result: Option<LastResult>,
 }
 
 impl WorkloadDetails {
+    /// Uptime from the record's daily counters and its last result (`timing` says when that
+    /// turns stale; none: never).
+    fn count_uptime(
+        &mut self,
+        state: &KuberhealthyStateSpec,
+        timing: Option<&CheckTiming>,
+        now: Timestamp,
+    ) {
+        self.last_result = last_result(state, timing);
+        self.uptime = Uptime::of(&state.daily, self.last_result, now);
+    }
+
     /// A failing entry with no result behind it.
     fn failing(namespace: String, errors: Vec<String>, stale: bool) -> WorkloadDetails {
         WorkloadDetails {
@@ -298,7 +314,9 @@ fn details_of(
         details.failing_since = None;
         details.suspended = true;
         // Paused: its last result does not turn stale.
-        details.uptime = state.and_then(|s| Uptime::of(&s.daily, last_result(s, None), now));
+        if let Some(s) = state {
+            details.count_uptime(s, None, now);
+        }
         describe_cadence(&mut details);
         return Some(details);
     }
@@ -332,10 +350,10 @@ fn details_of(
     describe_cadence(&mut details);
     if single_run && !state.run_in_flight() {
         // It ran, once: nothing is due and nothing turns stale.
-        details.uptime = Uptime::of(&state.daily, last_result(state, None), now);
+        details.count_uptime(state, None, now);
         return Some(details);
     }
-    details.uptime = Uptime::of(&state.daily, last_result(state, Some(&timing)), now);
+    details.count_uptime(state, Some(&timing), now);
     // The scheduler's own rule, so the page shows when the check really runs next.
     if let NextStart::At(t) = schedule::next_start(Some(state), &timing.cadence, created) {
         details.next_run_at = Some(t);
