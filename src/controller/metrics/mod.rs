@@ -14,6 +14,7 @@ mod v2;
 mod v3;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -107,6 +108,24 @@ struct Inner {
     /// cache or a controller metric changed at most once per [`SETTLE`], or when a result
     /// turned stale.
     served: Served<(bool, Option<String>)>,
+    /// Whether the series limit was exceeded (warned once).
+    over_limit: AtomicBool,
+}
+
+/// The series one instrument keeps: a check, job or HealthCheck is one series of each
+/// per-check instrument. OpenTelemetry's SDK folds series past its default of 2,000 into one
+/// `otel_metric_overflow` series, which would hide checks beyond the 2,000th; its maps are
+/// sized for the limit up front, so it is not unbounded (about 32 KiB resident per instrument).
+pub const SERIES_LIMIT: usize = 20_000;
+
+/// Every instrument keeps up to [`SERIES_LIMIT`] series.
+fn series_limit(
+    _: &opentelemetry_sdk::metrics::Instrument,
+) -> Option<opentelemetry_sdk::metrics::Stream> {
+    opentelemetry_sdk::metrics::Stream::builder()
+        .with_cardinality_limit(SERIES_LIMIT)
+        .build()
+        .ok()
 }
 
 /// How long `/metrics` may lag the cache's churn: under a stream of reports it is encoded
@@ -121,6 +140,7 @@ impl Metrics {
         let (prometheus, registry) = exposition::exporter()?;
         let mut provider = SdkMeterProvider::builder()
             .with_resource(resource(&settings.instance))
+            .with_view(series_limit)
             .with_reader(prometheus);
         if let Some(otlp) = &settings.otlp {
             provider = provider.with_reader(otlp::reader(otlp)?);
@@ -150,6 +170,7 @@ impl Metrics {
                 is_leader: sources.is_leader,
                 changes: sources.changes,
                 served: Served::settling(prometheus::TEXT_FORMAT, SETTLE),
+                over_limit: AtomicBool::new(false),
             }),
         })
     }
@@ -174,6 +195,15 @@ impl Metrics {
     fn render(&self, now: Timestamp) -> Result<Rendered, MetricsError> {
         let NextTurn(v2_turn) = self.inner.memo.refresh();
         let NextTurn(v3_turn) = self.inner.v3_memo.refresh();
+        let page = self.inner.memo.current();
+        let series = page.check_details.len() + page.job_details.len();
+        if series > SERIES_LIMIT && !self.inner.over_limit.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                series,
+                limit = SERIES_LIMIT,
+                "more checks and jobs than /metrics keeps series for; those beyond the limit are folded into one series labelled otel_metric_overflow"
+            );
+        }
         // v3's seconds-since-success moves with the clock while a HealthCheck has passed.
         let ticking = self
             .inner

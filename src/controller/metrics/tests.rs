@@ -273,3 +273,20 @@ async fn leading_means_holding_a_term_that_is_still_valid() {
     tx.send_replace(None);
     assert!(!is_leader());
 }
+
+#[test]
+fn every_check_has_its_series_beyond_the_sdks_default_cardinality_limit() {
+    // OpenTelemetry's SDK folds series past 2,000 per instrument into one overflow series by
+    // default; a check's gauge must never disappear into it.
+    let n = 2_500;
+    let names: Vec<String> = (0..n).map(|i| format!("ns/c{i}")).collect();
+    let checks: Vec<(&str, WorkloadDetails)> = names
+        .iter()
+        .map(|k| (k.as_str(), details("ns", true, &[], "1s")))
+        .collect();
+    let f = fixture(PromMetricsConfig::default(), page(&checks));
+    let text = f.metrics.exposition().unwrap();
+    assert!(!text.contains("otel_metric_overflow"), "overflow series");
+    assert_eq!(lines_of(&text, CHECK).len(), n);
+    assert_eq!(lines_of(&text, CHECK_DURATION).len(), n);
+}
