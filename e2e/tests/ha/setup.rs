@@ -432,8 +432,6 @@ impl Ha {
     }
 }
 
-/// `kuberhealthy rbac --namespace <namespace>`, from the binary the replicas run.
-
 /// A Go duration string for the replica's environment (`3s`, `500ms`).
 pub fn go_duration(duration: Duration) -> String {
     if duration.subsec_nanos() == 0 {

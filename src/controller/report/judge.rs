@@ -155,7 +155,7 @@ mod tests {
             ts("2025-12-31T23:59:00Z"),
             ts("2025-12-31T23:59:30Z"),
             false,
-            &[long_error.clone()],
+            std::slice::from_ref(&long_error),
             None,
         )];
         assert_eq!(
