@@ -11,8 +11,10 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use futures::StreamExt;
-use kube::Api;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use kuberhealthy_e2e::slots;
 use serde_json::json;
 
 use crate::Plan;
@@ -29,7 +31,8 @@ pub async fn run(plan: &Plan) -> Result<Section> {
     let mut section = Section::new("intake", "3. Report intake");
     section.setup.push(format!(
         "{n} checks due every {INTERVAL} whose checker pods run `sleep 3600` (they never report \
-         themselves); a leader and a follower (Lease {}, KH_MAX_STARTS_PER_SECOND=100); per trial, \
+         themselves, and the bench deletes them once it has reported for them, as a checker \
+         exits); a leader and a follower (Lease {}, KH_MAX_STARTS_PER_SECOND=100); per trial, \
          once all {n} runs are in flight: first {n} merge patches (an annotation) of those khstates \
          by an admin client, then {n} reports (POST /externalCheckStatus, kh-run-uuid from each \
          khstate, alternating between the two replicas), both at concurrency {c}; {} trials; \
@@ -123,6 +126,9 @@ pub async fn run(plan: &Plan) -> Result<Section> {
         report_rates.push(ok as f64 / elapsed.as_secs_f64());
         report_lat.extend(results.iter().flat_map(|r| r.latencies_ms.iter().copied()));
         reported.extend(uuids.iter().cloned());
+        // A checker exits once it has reported; these wait, so end them as it would: their
+        // pods would otherwise hold the pod network's addresses through the next trial.
+        end_checkers(&world, &uuids).await?;
         raw_trials.push(json!({
             "reports_per_second": ok as f64 / elapsed.as_secs_f64(),
             "patches_per_second": latencies.len() as f64 / patch_elapsed.as_secs_f64(),
@@ -164,6 +170,40 @@ pub async fn run(plan: &Plan) -> Result<Section> {
         "patches_per_second_median": patches,
     });
     Ok(section)
+}
+
+/// Deletes the checker pods of the runs `uuids` (at once: their reports are in).
+async fn end_checkers(world: &World, uuids: &[String]) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(world.client.clone(), world.namespace());
+    let listed = pods
+        .list(&ListParams::default().labels(slots::LABEL_RUN_ID))
+        .await?;
+    let ended: Vec<String> = listed
+        .items
+        .iter()
+        .filter(|p| {
+            p.labels()
+                .get(slots::LABEL_RUN_ID)
+                .is_some_and(|run| uuids.contains(run))
+        })
+        .map(|p| p.name_any())
+        .collect();
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    let results: Vec<Result<()>> = futures::stream::iter(ended)
+        .map(|name| {
+            let (pods, now) = (pods.clone(), now.clone());
+            async move {
+                pods.delete(&name, &now).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Waits until every khstate holds a run in flight that was not reported yet; returns
