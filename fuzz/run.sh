@@ -17,9 +17,13 @@ cargo afl config --build >/dev/null 2>&1 || true
 cargo afl build --release --quiet
 binary=target/release/kh-fuzz
 
-# No core-dump helper, no CPU binding on a shared machine, no curses UI.
+# No core-dump helper, no CPU binding on a shared machine, no curses UI. The binary's
+# coverage map is larger than AFL++'s default, so its size is asked from the binary itself
+# (without it the fork server aborts; and skipping the binary check would hide the
+# persistent-mode marker, so every input would wait for its time-out).
 export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
-export AFL_SKIP_BIN_CHECK=1
+AFL_MAP_SIZE=$(AFL_DUMP_MAP_SIZE=1 "$binary" report || true)
+export AFL_MAP_SIZE
 
 stat() { sed -n "s/^$2 *: //p" "$1" | head -1; }
 # A corpus file is named by its content, so reruns do not duplicate it.
