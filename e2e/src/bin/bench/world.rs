@@ -243,18 +243,7 @@ impl World {
         range: std::ops::Range<usize>,
         interval: &str,
     ) -> Result<Duration> {
-        let began = Instant::now();
-        let ns = self.namespace().to_string();
-        let states = range
-            .clone()
-            .map(|i| finished_state(&check_name(i), &ns))
-            .collect();
-        self.create_all(&khstates(), states).await?;
-        let checks = range
-            .map(|i| check(&check_name(i), interval, "1m", &["true"]))
-            .collect();
-        self.create_all(&khchecks(), checks).await?;
-        Ok(began.elapsed())
+        self.create_idle_checks_by(range, interval, false).await
     }
 
     /// [`World::create_idle_checks`], each check created as `kubectl apply` creates it: with
@@ -265,6 +254,15 @@ impl World {
         range: std::ops::Range<usize>,
         interval: &str,
     ) -> Result<Duration> {
+        self.create_idle_checks_by(range, interval, true).await
+    }
+
+    async fn create_idle_checks_by(
+        &self,
+        range: std::ops::Range<usize>,
+        interval: &str,
+        kubectl_applies: bool,
+    ) -> Result<Duration> {
         let began = Instant::now();
         let ns = self.namespace().to_string();
         let states = range
@@ -272,10 +270,20 @@ impl World {
             .map(|i| finished_state(&check_name(i), &ns))
             .collect();
         self.create_all(&khstates(), states).await?;
-        let checks = range
-            .map(|i| as_kubectl_applies(check(&check_name(i), interval, "1m", &["true"]), &ns))
-            .collect();
-        self.create_all_as(&khchecks(), checks, KUBECTL_CLIENT_SIDE_APPLY)
+        let checks = range.map(|i| {
+            let check = check(&check_name(i), interval, "1m", &["true"]);
+            if kubectl_applies {
+                as_kubectl_applies(check, &ns)
+            } else {
+                check
+            }
+        });
+        let manager = if kubectl_applies {
+            KUBECTL_CLIENT_SIDE_APPLY
+        } else {
+            "bench"
+        };
+        self.create_all_as(&khchecks(), checks.collect(), manager)
             .await?;
         Ok(began.elapsed())
     }
@@ -370,12 +378,26 @@ impl World {
         kuberhealthy_e2e::lease_watch::lease_term(&self.client, self.namespace(), LEASE_NAME).await
     }
 
-    /// Waits until the Lease names a running replica, every running replica is ready and
-    /// its status page shows that leader and `checks` checks; returns the leader's index.
     /// Waits for one leader that every replica names, whatever the pages show (checks that
     /// never ran are hidden there); returns its index.
     pub async fn settle_leader(&self) -> Result<usize> {
-        wait_until("one leader that every replica names", TIMEOUT, || async {
+        self.settle_showing(None).await
+    }
+
+    /// Waits until the Lease names a running replica, every running replica is ready and
+    /// its status page shows that leader and `checks` checks; returns the leader's index.
+    pub async fn settle(&self, checks: usize) -> Result<usize> {
+        self.settle_showing(Some(checks)).await
+    }
+
+    async fn settle_showing(&self, checks: Option<usize>) -> Result<usize> {
+        let what = match checks {
+            Some(n) => {
+                format!("one leader that every replica names, and {n} checks on every status page")
+            }
+            None => "one leader that every replica names".to_string(),
+        };
+        wait_until(&what, TIMEOUT, || async {
             let Some((holder, _)) = self.lease_term().await? else {
                 return Ok(None);
             };
@@ -391,42 +413,13 @@ impl World {
                 if page["CurrentMaster"].as_str() != Some(holder.as_str()) {
                     return Ok(None);
                 }
+                let shown = page["CheckDetails"].as_object().map_or(0, |d| d.len());
+                if checks.is_some_and(|n| shown != n) {
+                    return Ok(None);
+                }
             }
             Ok(Some(leader))
         })
-        .await
-    }
-
-    pub async fn settle(&self, checks: usize) -> Result<usize> {
-        wait_until(
-            &format!(
-                "one leader that every replica names, and {checks} checks on every status page"
-            ),
-            TIMEOUT,
-            || async {
-                let Some((holder, _)) = self.lease_term().await? else {
-                    return Ok(None);
-                };
-                let Some(leader) = self
-                    .running()
-                    .into_iter()
-                    .find(|&i| Self::replica_name(i) == holder)
-                else {
-                    return Ok(None);
-                };
-                for i in self.running() {
-                    let page = status_page(self.addrs[i]).await?;
-                    if page["CurrentMaster"].as_str() != Some(holder.as_str()) {
-                        return Ok(None);
-                    }
-                    let shown = page["CheckDetails"].as_object().map_or(0, |d| d.len());
-                    if shown != checks {
-                        return Ok(None);
-                    }
-                }
-                Ok(Some(leader))
-            },
-        )
         .await
     }
 
