@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kuberhealthy_e2e::process::process_state;
 use kuberhealthy_e2e::{slots, wait_until};
 use serde_json::json;
@@ -111,15 +111,6 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
     .await
     .unwrap();
 
-    let duplicates: Vec<String> = slots::duplicates(&runs)
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect();
-    assert!(
-        duplicates.is_empty(),
-        "runs with more than one pod:\n{}",
-        duplicates.join("\n")
-    );
     // Runs are spaced by when the controller started them: their pods' creation. The pod
     // runner's own API reads stall with etcd too, so a pod created on time may start its
     // container late, as on a node whose kubelet cannot reach the API server; that delay is
@@ -127,17 +118,7 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
     let events = ha.audit().expect("reading the audit log");
     let mut runs = runs;
     slots::date_by_pod_creation(&mut runs, &slots::pods_created(&events));
-    let half_interval = SignedDuration::try_from(STALL_INTERVAL / 2).unwrap();
-    let close: Vec<String> = slots::back_to_back(&runs, half_interval)
-        .iter()
-        .map(|(a, b, gap)| {
-            format!(
-                "{} then {} of {}: pods created {gap:#} apart",
-                a.run, b.run, a.check
-            )
-        })
-        .collect();
-    assert!(close.is_empty(), "back-to-back runs:\n{}", close.join("\n"));
+    history::assert_each_slot_once(&runs, STALL_INTERVAL);
     let lost: Vec<String> = runs
         .values()
         .flatten()
@@ -200,8 +181,6 @@ async fn an_etcd_stall_past_the_lease_runs_no_slot_twice_and_loses_no_result() {
         "settled_after_resume_ms": ms(settled_after),
         "runs_recorded": runs_in_all,
         "runs_spanning_the_stall": spanning_stall,
-        "duplicates": duplicates.len(),
-        "back_to_back": close.len(),
         "lost": lost.len(),
     });
     eprintln!(
