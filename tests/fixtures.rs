@@ -55,7 +55,7 @@ fn blog_post_check_timing() {
     );
     assert_eq!(timing.timeout.as_secs(), 300);
     assert_eq!(
-        check.spec.pod_spec.containers[0]
+        check.spec.pod_spec.spec().containers[0]
             .env
             .as_ref()
             .unwrap()
@@ -86,7 +86,7 @@ fn invalid_check_lists_every_field_error() {
     let mut check: KuberhealthyCheck = round_trip("pod-status.yaml");
     check.spec.run_interval = "10 minutes".into();
     check.spec.timeout = "0s".into();
-    check.spec.pod_spec.containers[0].image = None;
+    check.spec.pod_spec.modify(|s| s.containers[0].image = None);
     let errors: Vec<String> = check
         .validate()
         .unwrap_err()
@@ -109,7 +109,7 @@ fn empty_timeout_is_v2s_five_minutes_and_empty_interval_is_an_error() {
     check.spec.timeout = String::new();
     assert_eq!(check.validate().unwrap().timeout.as_secs(), 300);
     check.spec.run_interval = String::new();
-    check.spec.pod_spec.containers.clear();
+    check.spec.pod_spec.modify(|s| s.containers.clear());
     let errors: Vec<String> = check
         .validate()
         .unwrap_err()

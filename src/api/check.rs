@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PodSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::cadence::{Cadence, Cron};
+use super::pod_spec::PodSpecText;
 use super::validate::{self, SpecError};
 
 /// What the check runs and how often.
@@ -56,7 +56,7 @@ pub struct KuberhealthyCheckSpec {
     pub timeout: String,
     /// The checker pod.
     #[serde(default)]
-    pub pod_spec: PodSpec,
+    pub pod_spec: PodSpecText,
     /// Annotations added to every checker pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_annotations: Option<BTreeMap<String, String>>,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::PodSpec;
+use super::pod_spec::PodSpecText;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -73,7 +73,7 @@ pub struct CheckPodSpec {
     pub metadata: Option<CheckPodMetadata>,
     /// The checker pod's spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<PodSpec>,
+    pub spec: Option<PodSpecText>,
 }
 
 /// The labels and annotations of `podSpec.metadata`.
@@ -211,7 +211,7 @@ impl HealthCheck {
     }
 
     /// `spec.podSpec.spec`, if set.
-    pub fn pod_spec(&self) -> Option<&PodSpec> {
+    pub fn pod_spec(&self) -> Option<&PodSpecText> {
         self.spec.pod_spec.as_ref()?.spec.as_ref()
     }
 

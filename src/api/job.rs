@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PodSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::pod_spec::PodSpecText;
 use super::validate::{self, SpecError};
 
 /// What the job runs, once.
@@ -35,7 +35,7 @@ pub struct KuberhealthyJobSpec {
     pub timeout: String,
     /// The checker pod.
     #[serde(default)]
-    pub pod_spec: PodSpec,
+    pub pod_spec: PodSpecText,
     /// Annotations added to the checker pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_annotations: Option<BTreeMap<String, String>>,

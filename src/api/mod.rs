@@ -10,6 +10,7 @@ pub mod healthcheck;
 pub mod history;
 pub mod job;
 pub mod names;
+pub mod pod_spec;
 pub mod state;
 pub mod time;
 pub mod uptime;
@@ -17,6 +18,7 @@ pub mod validate;
 
 pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};
 pub use healthcheck::{HealthCheck, HealthCheckSpec, HealthCheckStatus};
+pub use pod_spec::PodSpecText;
 pub use job::{JobPhase, KuberhealthyJob, KuberhealthyJobSpec};
 pub use state::{KuberhealthyState, KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
 

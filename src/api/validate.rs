@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use super::pod_spec::PodSpecText;
 
 use super::Workload;
 use super::duration::{self, DurationError};
@@ -100,20 +100,20 @@ pub fn timeout(value: &str) -> Result<Duration, SpecError> {
 
 /// `spec.podSpec`: at least one container, and every container names an image (the
 /// checker pod could not start otherwise).
-pub fn pod_spec(spec: &PodSpec) -> Result<(), Vec<SpecError>> {
+pub fn pod_spec(spec: &PodSpecText) -> Result<(), Vec<SpecError>> {
     pod_spec_at(spec, "spec.podSpec")
 }
 
 /// [`pod_spec`] for a pod spec at `path` (a HealthCheck's is `spec.podSpec.spec`).
-pub fn pod_spec_at(spec: &PodSpec, path: &str) -> Result<(), Vec<SpecError>> {
+pub fn pod_spec_at(spec: &PodSpecText, path: &str) -> Result<(), Vec<SpecError>> {
     let mut errors = Vec::new();
-    if spec.containers.is_empty() {
+    if spec.containers().is_empty() {
         errors.push(SpecError {
             field: format!("{path}.containers"),
             message: "is empty; a checker pod needs at least one container".into(),
         });
     }
-    for (i, c) in spec.containers.iter().enumerate() {
+    for (i, c) in spec.containers().iter().enumerate() {
         if c.image.as_deref().is_none_or(|s| s.trim().is_empty()) {
             errors.push(SpecError {
                 field: format!("{path}.containers[{i}].image"),

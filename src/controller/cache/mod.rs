@@ -19,6 +19,12 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::{HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
 
+/// Objects per list request when a watch starts: a page is held whole, untrimmed, while it
+/// is parsed, and the allocator keeps that peak, so kube's default of 500 would cost
+/// several MiB of resident memory for the replica's life. 100 costs a few more requests
+/// at start (one per 100 objects).
+pub const LIST_PAGE: u32 = 100;
+
 #[derive(Clone)]
 pub struct Cache {
     pub checks: Store<KuberhealthyCheck>,
@@ -37,7 +43,7 @@ impl Cache {
     pub fn start(client: Client, namespace: Option<&str>, healthchecks: bool) -> Cache {
         let (changes_tx, changes) = watch::channel(0u64);
         let changes_tx = Arc::new(changes_tx);
-        let all = watcher::Config::default();
+        let all = watcher::Config::default().page_size(LIST_PAGE);
         let (checks, checks_synced) = reflect::<KuberhealthyCheck>(
             client.clone(),
             namespace,
@@ -59,7 +65,7 @@ impl Cache {
             changes_tx.clone(),
             lean::trim_written,
         );
-        let checker_pods = watcher::Config::default().labels(&format!(
+        let checker_pods = watcher::Config::default().page_size(LIST_PAGE).labels(&format!(
             "{}={}",
             names::LABEL_APP,
             names::LABEL_APP_VALUE
@@ -81,7 +87,7 @@ impl Cache {
             let (store, flag) = reflect::<HealthCheck>(
                 client,
                 namespace,
-                watcher::Config::default(),
+                watcher::Config::default().page_size(LIST_PAGE),
                 changes_tx,
                 lean::trim_written,
             );

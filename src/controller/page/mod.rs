@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::PodSpec;
+use crate::api::PodSpecText;
 use kube::ResourceExt;
 
 use crate::api::history::{self, DayCounts, LastResult, RunResult};
@@ -187,7 +187,7 @@ struct Subject<'a> {
     name: String,
     kind: Kind,
     record: Option<std::borrow::Cow<'a, KuberhealthyStateSpec>>,
-    pod_spec: Option<&'a PodSpec>,
+    pod_spec: Option<&'a PodSpecText>,
     interval: Option<String>,
     schedule: Option<String>,
     time_zone: Option<String>,
@@ -462,7 +462,7 @@ pub fn check_view(
         images: subject
             .pod_spec
             .map(|p| {
-                p.containers
+                p.containers()
                     .iter()
                     .filter_map(|c| c.image.clone())
                     .collect()

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ObjectReference, PodSpec};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use super::record::Record;
 use crate::api::cadence::Cadence;
 use crate::api::check::CheckTiming;
-use crate::api::key_of;
+use crate::api::{PodSpecText, key_of};
 use crate::api::{
     HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload,
 };
@@ -28,7 +28,8 @@ pub enum Owner {
 }
 
 /// The pod spec of a HealthCheck without one (it is invalid and never started).
-static NO_POD_SPEC: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
+static NO_POD_SPEC: std::sync::LazyLock<PodSpecText> =
+    std::sync::LazyLock::new(PodSpecText::default);
 
 impl Owner {
     pub fn namespace(&self) -> String {
@@ -148,7 +149,7 @@ impl Owner {
 
 /// The parts of a check, job or HealthCheck its checker pods are built from.
 pub struct PodTemplate<'a> {
-    pub spec: &'a PodSpec,
+    pub spec: &'a PodSpecText,
     pub extra_labels: Option<&'a BTreeMap<String, String>>,
     pub extra_annotations: Option<&'a BTreeMap<String, String>>,
     /// A HealthCheck's `podSpec.metadata`.

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 
-use crate::api::names;
+use crate::api::{PodSpecText, names};
 
 /// Everything a checker pod is built from.
 pub struct PodRequest<'a> {
@@ -25,7 +25,7 @@ pub struct PodRequest<'a> {
     pub run_uuid: &'a str,
     pub deadline: Timestamp,
     pub reporting_url: &'a str,
-    pub pod_spec: &'a PodSpec,
+    pub pod_spec: &'a PodSpecText,
     pub extra_labels: Option<&'a BTreeMap<String, String>>,
     pub extra_annotations: Option<&'a BTreeMap<String, String>>,
     /// The check or job that owns the pod, so the cluster's garbage collector removes its
@@ -155,7 +155,7 @@ fn merged(
 }
 
 pub fn build(req: &PodRequest<'_>) -> Pod {
-    let mut spec = req.pod_spec.clone();
+    let mut spec = req.pod_spec.spec();
     spec.restart_policy = Some("Never".into());
     for container in &mut spec.containers {
         inject_env(container, req);
@@ -217,7 +217,7 @@ pub fn build(req: &PodRequest<'_>) -> Pod {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::Container;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
 
     use super::*;
 
@@ -277,7 +277,7 @@ mod tests {
             run_uuid: "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30",
             deadline: Timestamp::from_second(1_700_000_300).unwrap(),
             reporting_url: "http://kh.kuberhealthy.svc/externalCheckStatus",
-            pod_spec: &spec,
+            pod_spec: &PodSpecText::from(&spec),
             extra_labels: Some(&extra_labels),
             extra_annotations: Some(&extra_annotations),
             owner: None,
@@ -362,7 +362,7 @@ mod tests {
             run_uuid: "1d309ed7-4b7a-4fd5-9706-d04f53c9ed30",
             deadline: Timestamp::from_second(1_700_000_300).unwrap(),
             reporting_url: "http://kuberhealthy.kuberhealthy.svc.cluster.local/check",
-            pod_spec: &spec,
+            pod_spec: &PodSpecText::from(&spec),
             extra_labels: Some(&extra_labels),
             extra_annotations: None,
             owner: None,
