@@ -18,8 +18,8 @@ pub mod validate;
 
 pub use check::{KuberhealthyCheck, KuberhealthyCheckSpec, RUN_REQUESTED_AT};
 pub use healthcheck::{HealthCheck, HealthCheckSpec, HealthCheckStatus};
-pub use pod_spec::PodSpecText;
 pub use job::{JobPhase, KuberhealthyJob, KuberhealthyJobSpec};
+pub use pod_spec::PodSpecText;
 pub use state::{KuberhealthyState, KuberhealthyStateSpec, LeaderTerm, RunResult, Workload};
 
 /// `namespace/name`: how checks, jobs and states are keyed on the status page, in metrics

@@ -65,11 +65,9 @@ impl Cache {
             changes_tx.clone(),
             lean::trim_written,
         );
-        let checker_pods = watcher::Config::default().page_size(LIST_PAGE).labels(&format!(
-            "{}={}",
-            names::LABEL_APP,
-            names::LABEL_APP_VALUE
-        ));
+        let checker_pods = watcher::Config::default()
+            .page_size(LIST_PAGE)
+            .labels(&format!("{}={}", names::LABEL_APP, names::LABEL_APP_VALUE));
         let (pods, pods_synced) = reflect::<Pod>(
             client.clone(),
             namespace,

@@ -114,9 +114,12 @@ struct Inner {
 
 /// The series one instrument keeps: a check, job or HealthCheck is one series of each
 /// per-check instrument. OpenTelemetry's SDK folds series past its default of 2,000 into one
-/// `otel_metric_overflow` series, which would hide checks beyond the 2,000th; its maps are
-/// sized for the limit up front, so it is not unbounded (about 32 KiB resident per instrument).
-pub const SERIES_LIMIT: usize = 20_000;
+/// `otel_metric_overflow` series, which would hide checks beyond the 2,000th. The SDK sizes
+/// each instrument's map for its limit up front (by design, so that recording never
+/// allocates), and the map's pages become resident as series land at hashed slots: about
+/// 32 bytes per slot once a few hundred checks are shown. 14,000 is the largest limit whose
+/// map has 16,384 slots (about 540 KiB per per-check instrument; 20,000 would take 32,768).
+pub const SERIES_LIMIT: usize = 14_000;
 
 /// Every instrument keeps up to [`SERIES_LIMIT`] series.
 fn series_limit(

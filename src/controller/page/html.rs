@@ -4,7 +4,7 @@
 //! functions render it alone.
 
 use jiff::Timestamp;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use super::{CheckView, Filter, Overview, Row, RowState};
 
@@ -37,7 +37,7 @@ fn state_badge(state: RowState) -> Markup {
     html! { span class={ "state " (state.class()) } { (state.label()) } }
 }
 
-fn document(title: &str, leader: Option<&str>, serving: &str, body: Markup) -> Markup {
+fn document(title: &str, leader: Option<&str>, serving: &str, body: impl Render) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -67,20 +67,10 @@ fn document(title: &str, leader: Option<&str>, serving: &str, body: Markup) -> M
 /// The whole overview page; rows the filter does not admit are hidden, not left out, so
 /// the filter can widen again without a request.
 pub fn overview_page(overview: &Overview, filter: &Filter) -> String {
-    let selected = filter.namespaces.iter().next().map(String::as_str);
-    let body = html! {
-        form.filters #filters method="get" action="/" {
-            select #namespace name="namespace" aria-label="namespace" {
-                option value="" selected[selected.is_none()] { "all namespaces" }
-                @for ns in &overview.namespaces {
-                    option value=(ns) selected[selected == Some(ns.as_str())] { (ns) }
-                }
-            }
-            input #search type="search" name="q" value=(filter.search)
-                placeholder="search by name" aria-label="search by name" autocomplete="off";
-            noscript { button type="submit" { "filter" } }
-        }
-        main #live { (overview_content(overview, filter)) }
+    let body = OverviewBody {
+        overview,
+        filter,
+        whole_page: true,
     };
     document(
         "Kuberhealthy",
@@ -93,10 +83,79 @@ pub fn overview_page(overview: &Overview, filter: &Filter) -> String {
 
 /// What live updates swap in on the overview.
 pub fn overview_live(overview: &Overview) -> String {
-    overview_content(overview, &Filter::default()).into_string()
+    let content = OverviewBody {
+        overview,
+        filter: &Filter::default(),
+        whole_page: false,
+    };
+    let mut html = String::new();
+    content.render_to(&mut html);
+    html
 }
 
-fn overview_content(overview: &Overview, filter: &Filter) -> Markup {
+/// The overview's body (the filters and `<main id="live">` around its content when
+/// `whole_page`), written straight into the page's buffer. With thousands of checks the
+/// rows are megabytes; a template nesting them would build them once per level and copy
+/// them into the next, and the allocator would keep that peak.
+struct OverviewBody<'a> {
+    overview: &'a Overview,
+    filter: &'a Filter,
+    whole_page: bool,
+}
+
+impl Render for OverviewBody<'_> {
+    fn render_to(&self, html: &mut String) {
+        let (overview, filter) = (self.overview, self.filter);
+        if self.whole_page {
+            filters(overview, filter).render_to(html);
+            html.push_str(r#"<main id="live">"#);
+        }
+        summary(overview, filter).render_to(html);
+        if overview.rows.is_empty() {
+            html! {
+                p.empty { "No checks or jobs yet. Apply a KuberhealthyCheck and it shows up here." }
+            }
+            .render_to(html);
+        } else {
+            html.push_str(r#"<table id="checks">"#);
+            html! {
+                thead { tr {
+                    th { "State" } th { "Check" } th { "Last run" } th.num { "Duration" }
+                    th { "Next run" } th.num title="consecutive failures" { "Failures" }
+                    th.num { "Uptime 24h · 7d · 30d" } th { "Last 30 days" }
+                } }
+            }
+            .render_to(html);
+            html.push_str("<tbody>");
+            for row in &overview.rows {
+                overview_row(row, filter).render_to(html);
+            }
+            html.push_str("</tbody></table>");
+        }
+        if self.whole_page {
+            html.push_str("</main>");
+        }
+    }
+}
+
+fn filters(overview: &Overview, filter: &Filter) -> Markup {
+    let selected = filter.namespaces.iter().next().map(String::as_str);
+    html! {
+        form.filters #filters method="get" action="/" {
+            select #namespace name="namespace" aria-label="namespace" {
+                option value="" selected[selected.is_none()] { "all namespaces" }
+                @for ns in &overview.namespaces {
+                    option value=(ns) selected[selected == Some(ns.as_str())] { (ns) }
+                }
+            }
+            input #search type="search" name="q" value=(filter.search)
+                placeholder="search by name" aria-label="search by name" autocomplete="off";
+            noscript { button type="submit" { "filter" } }
+        }
+    }
+}
+
+fn summary(overview: &Overview, filter: &Filter) -> Markup {
     let shown = overview.rows.iter().filter(|r| filter.admits(r)).count();
     html! {
         div.summary #summary {
@@ -109,20 +168,6 @@ fn overview_content(overview: &Overview, filter: &Filter) -> Markup {
                 }
             }
             span.pill { "showing " b #shown { (shown) } " of " (overview.rows.len()) }
-        }
-        @if overview.rows.is_empty() {
-            p.empty { "No checks or jobs yet. Apply a KuberhealthyCheck and it shows up here." }
-        } @else {
-            table #checks {
-                thead { tr {
-                    th { "State" } th { "Check" } th { "Last run" } th.num { "Duration" }
-                    th { "Next run" } th.num title="consecutive failures" { "Failures" }
-                    th.num { "Uptime 24h · 7d · 30d" } th { "Last 30 days" }
-                } }
-                tbody {
-                    @for row in &overview.rows { (overview_row(row, filter)) }
-                }
-            }
         }
     }
 }

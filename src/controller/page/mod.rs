@@ -15,8 +15,8 @@ pub mod serve;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use crate::api::PodSpecText;
+use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::history::{self, DayCounts, LastResult, RunResult};

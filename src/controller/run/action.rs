@@ -13,10 +13,10 @@ use kube::{Resource, ResourceExt};
 use super::record::Record;
 use crate::api::cadence::Cadence;
 use crate::api::check::CheckTiming;
-use crate::api::{PodSpecText, key_of};
 use crate::api::{
     HealthCheck, JobPhase, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, Workload,
 };
+use crate::api::{PodSpecText, key_of};
 
 /// The check, job or HealthCheck a run belongs to.
 #[derive(Debug, Clone)]

@@ -36,7 +36,10 @@ pub struct Document {
 }
 
 impl Document {
-    pub(crate) fn new(rendered: Rendered, content_type: &'static str) -> Document {
+    pub(crate) fn new(mut rendered: Rendered, content_type: &'static str) -> Document {
+        // Kept for as long as it is current: without the spare capacity of its growth
+        // (up to half again its size).
+        rendered.body.shrink_to_fit();
         let digest = ring::digest::digest(&ring::digest::SHA256, &rendered.body);
         // 128 bits of SHA-256: a strong validator, stable across replicas and restarts.
         let etag = digest.as_ref()[..16]
@@ -85,7 +88,9 @@ impl Document {
             encoder
                 .write_all(&self.body)
                 .expect("writing to memory cannot fail");
-            Bytes::from(encoder.finish().expect("writing to memory cannot fail"))
+            let mut gzip = encoder.finish().expect("writing to memory cannot fail");
+            gzip.shrink_to_fit();
+            Bytes::from(gzip)
         })
     }
 }

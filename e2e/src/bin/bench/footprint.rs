@@ -33,14 +33,17 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
          (nothing is due), created {} at a time; stages {:?} checks; for each stage a fresh leader \
          and follower (Lease {}), ready and showing every check, {} s quiet, then {} idle windows \
          of {} s; then {} checks created as `kubectl apply` creates them (each with the \
-         last-applied annotation, kubectl's field manager) on a control plane of their own",
+         last-applied annotation, kubectl's field manager) on a control plane of their own; \
+         after each stage's windows, each replica serves /metrics, /json and the HTML page {} \
+         times, a second apart, and its VmRSS is read again (\"scraped\")",
         32,
         plan.footprint_counts,
         DEFAULT_LEASE.describe(),
         QUIET_BEFORE.as_secs(),
         plan.idle_windows,
         plan.idle_window.as_secs(),
-        plan.footprint_applied
+        plan.footprint_applied,
+        SCRAPES
     ));
     section.setup.push(
         "memory: VmRSS and VmHWM from /proc/<pid>/status at the end of the windows; CPU: \
@@ -52,6 +55,7 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     let mut raw = Vec::new();
     let mut created = 0;
     let mut ours = Vec::new();
+    let mut scraped_stages = Vec::new();
     for &count in &plan.footprint_counts {
         let took = world.create_idle_checks(created..count, "24h").await?;
         let rate = (count - created) as f64 / took.as_secs_f64();
@@ -78,14 +82,16 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
             cpu_pct: median(&cpu[1]),
         };
         let apiserver_cpu = median(&cpu[2]);
+        let scraped = scraped_rss(&world, &[leader, follower], &pids[..2]).await?;
         world.stop_replicas();
 
         ours.push((count, leader_idle, follower_idle, apiserver_cpu));
+        scraped_stages.push((count, scraped[0], scraped[1]));
         raw.push(json!({
             "checks": count,
             "created_per_second": rate,
-            "leader": {"rss_mib": leader_idle.rss_mib, "hwm_mib": leader_idle.hwm_mib, "cpu_pct_windows": cpu[0]},
-            "follower": {"rss_mib": follower_idle.rss_mib, "hwm_mib": follower_idle.hwm_mib, "cpu_pct_windows": cpu[1]},
+            "leader": {"rss_mib": leader_idle.rss_mib, "hwm_mib": leader_idle.hwm_mib, "cpu_pct_windows": cpu[0], "scraped_rss_mib": scraped[0]},
+            "follower": {"rss_mib": follower_idle.rss_mib, "hwm_mib": follower_idle.hwm_mib, "cpu_pct_windows": cpu[1], "scraped_rss_mib": scraped[1]},
             "apiserver_cpu_pct_windows": cpu[2],
             "api_requests_per_second": requests,
         }));
@@ -106,6 +112,30 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
                 added.push(json!({"checks": count, "role": role, "rss_mib_per_1000_checks": per}));
                 section.rows.push(Row::new(
                     format!("{count} checks, {role}: VmRSS MiB added per 1,000 checks"),
+                    f1(per),
+                ));
+            }
+        }
+        // The same, on replicas that have served /metrics, the page and the JSON: what
+        // a replica scraped by Prometheus keeps.
+        let idle_scraped = scraped_stages
+            .iter()
+            .find(|(count, ..)| *count == 0)
+            .copied();
+        for (count, leader, follower) in scraped_stages.iter().filter(|(count, ..)| *count > 0) {
+            let Some((_, idle_leader, idle_follower)) = idle_scraped else {
+                break;
+            };
+            let thousands = *count as f64 / 1000.0;
+            for (role, now, at_idle) in [
+                ("leader", leader, idle_leader),
+                ("follower", follower, idle_follower),
+            ] {
+                let per = (now - at_idle) / thousands;
+                added.push(json!({"checks": count, "role": role, "scraped": true,
+                                  "rss_mib": now, "rss_mib_per_1000_checks": per}));
+                section.rows.push(Row::new(
+                    format!("{count} checks, {role}, scraped: VmRSS MiB added per 1,000 checks"),
                     f1(per),
                 ));
             }
@@ -159,6 +189,39 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         section.notes.push(note);
     }
     Ok(section)
+}
+
+/// How many times each replica is scraped before its memory is read again.
+const SCRAPES: usize = 3;
+
+/// VmRSS (MiB) of each replica after it served `/metrics`, the HTML page and `/json`
+/// [`SCRAPES`] times, a second apart, as a replica scraped by Prometheus and looked at does.
+async fn scraped_rss(world: &World, replicas: &[usize], pids: &[u32]) -> Result<Vec<f64>> {
+    for _ in 0..SCRAPES {
+        for &i in replicas {
+            let addr = world.addr_of(i);
+            for path in ["/metrics", "/json"] {
+                let response = kuberhealthy_e2e::http::get(addr, path).await?;
+                anyhow::ensure!(
+                    response.status == 200,
+                    "GET {path} answered {}",
+                    response.status
+                );
+            }
+            let page =
+                kuberhealthy_e2e::http::request(addr, "GET", "/", &[("Accept", "text/html")], b"")
+                    .await?;
+            anyhow::ensure!(
+                page.status == 200,
+                "GET / (text/html) answered {}",
+                page.status
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    pids.iter()
+        .map(|&pid| Ok(procfs::memory(pid)?.rss_mib))
+        .collect()
 }
 
 /// The footprint of `plan.footprint_applied` checks created as `kubectl apply` creates them
