@@ -410,3 +410,18 @@ fn served_documents_are_found_by_check_and_badge() {
     assert!(!rendered.ok, "failing checks make the overview not OK");
     assert!(rendered.valid_until.is_some_and(|t| t > ts(NOW)));
 }
+
+#[test]
+fn the_overview_html_is_unchanged() {
+    // A golden of the whole overview (its inline stylesheet and script left out): the page
+    // is written into one buffer by hand-placed tags around templates, so this keeps it
+    // well formed and as it was.
+    let w = world();
+    let overview = overview(&w.snapshot(), "kuberhealthy-1");
+    let filter = Filter::from_query(Some("db"), None);
+    let page = html::overview_page(&overview, &filter)
+        .replace(include_str!("assets/page.css"), "/* assets/page.css */")
+        .replace(include_str!("assets/page.js"), "/* assets/page.js */");
+    insta::assert_snapshot!("overview_page", page);
+    insta::assert_snapshot!("overview_live", html::overview_live(&overview));
+}
