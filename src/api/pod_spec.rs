@@ -46,11 +46,6 @@ impl PodSpecText {
     pub fn containers(&self) -> &[ContainerImage] {
         &self.containers
     }
-
-    /// The spec's compact JSON text.
-    pub fn json(&self) -> &str {
-        &self.json
-    }
 }
 
 impl From<PodSpec> for PodSpecText {

@@ -25,6 +25,11 @@ use crate::api::{HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthySt
 /// at start (one per 100 objects).
 pub const LIST_PAGE: u32 = 100;
 
+/// How every cached resource is watched.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
 #[derive(Clone)]
 pub struct Cache {
     pub checks: Store<KuberhealthyCheck>,
@@ -43,7 +48,7 @@ impl Cache {
     pub fn start(client: Client, namespace: Option<&str>, healthchecks: bool) -> Cache {
         let (changes_tx, changes) = watch::channel(0u64);
         let changes_tx = Arc::new(changes_tx);
-        let all = watcher::Config::default().page_size(LIST_PAGE);
+        let all = watch_config();
         let (checks, checks_synced) = reflect::<KuberhealthyCheck>(
             client.clone(),
             namespace,
@@ -65,9 +70,8 @@ impl Cache {
             changes_tx.clone(),
             lean::trim_written,
         );
-        let checker_pods = watcher::Config::default()
-            .page_size(LIST_PAGE)
-            .labels(&format!("{}={}", names::LABEL_APP, names::LABEL_APP_VALUE));
+        let checker_pods =
+            watch_config().labels(&format!("{}={}", names::LABEL_APP, names::LABEL_APP_VALUE));
         let (pods, pods_synced) = reflect::<Pod>(
             client.clone(),
             namespace,
@@ -85,7 +89,7 @@ impl Cache {
             let (store, flag) = reflect::<HealthCheck>(
                 client,
                 namespace,
-                watcher::Config::default().page_size(LIST_PAGE),
+                watch_config(),
                 changes_tx,
                 lean::trim_written,
             );
