@@ -98,68 +98,52 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
     }
     drop(world);
     let applied = applied_stage(plan).await?;
-    // The goal's figure: RSS added per 1,000 checks above the idle replica of the same role.
+    // The goal's figure: RSS added per 1,000 checks above the idle replica of the same role;
+    // also on replicas that have served /metrics, the page and the JSON (what a replica
+    // scraped by Prometheus keeps), and for checks applied as kubectl applies them.
     let idle = ours.iter().find(|(count, ..)| *count == 0).copied();
+    let idle_scraped = scraped_stages
+        .iter()
+        .find(|(count, ..)| *count == 0)
+        .copied();
     let mut added = Vec::new();
-    if let Some((_, idle_leader, idle_follower, _)) = idle {
+    if let (Some((_, idle_leader, idle_follower, _)), Some((_, scraped_leader, scraped_follower))) =
+        (idle, idle_scraped)
+    {
+        let idle_rss = [idle_leader.rss_mib, idle_follower.rss_mib];
         for (count, leader, follower, _) in ours.iter().filter(|(count, ..)| *count > 0) {
-            let thousands = *count as f64 / 1000.0;
-            for (role, now, at_idle) in [
-                ("leader", leader, idle_leader),
-                ("follower", follower, idle_follower),
-            ] {
-                let per = (now.rss_mib - at_idle.rss_mib) / thousands;
-                added.push(json!({"checks": count, "role": role, "rss_mib_per_1000_checks": per}));
-                section.rows.push(Row::new(
-                    format!("{count} checks, {role}: VmRSS MiB added per 1,000 checks"),
-                    f1(per),
-                ));
-            }
+            let rss = [leader.rss_mib, follower.rss_mib];
+            push_added(
+                &mut section,
+                &mut added,
+                *count,
+                Measured::Idle,
+                rss,
+                idle_rss,
+            );
         }
-        // The same, on replicas that have served /metrics, the page and the JSON: what
-        // a replica scraped by Prometheus keeps.
-        let idle_scraped = scraped_stages
-            .iter()
-            .find(|(count, ..)| *count == 0)
-            .copied();
         for (count, leader, follower) in scraped_stages.iter().filter(|(count, ..)| *count > 0) {
-            let Some((_, idle_leader, idle_follower)) = idle_scraped else {
-                break;
-            };
-            let thousands = *count as f64 / 1000.0;
-            for (role, now, at_idle) in [
-                ("leader", leader, idle_leader),
-                ("follower", follower, idle_follower),
-            ] {
-                let per = (now - at_idle) / thousands;
-                added.push(json!({"checks": count, "role": role, "scraped": true,
-                                  "rss_mib": now, "rss_mib_per_1000_checks": per}));
-                section.rows.push(Row::new(
-                    format!("{count} checks, {role}, scraped: VmRSS MiB added per 1,000 checks"),
-                    f1(per),
-                ));
-            }
+            let idle = [scraped_leader, scraped_follower];
+            let rss = [*leader, *follower];
+            push_added(
+                &mut section,
+                &mut added,
+                *count,
+                Measured::Scraped,
+                rss,
+                idle,
+            );
         }
         let (count, leader, follower) = applied;
-        let thousands = count as f64 / 1000.0;
-        for (role, now, at_idle) in [
-            ("leader", leader, idle_leader),
-            ("follower", follower, idle_follower),
-        ] {
-            let per = (now.rss_mib - at_idle.rss_mib) / thousands;
-            added.push(
-                json!({"checks": count, "role": role, "kubectl_applied": true,
-                              "rss_mib": now.rss_mib, "rss_mib_per_1000_checks": per}),
-            );
-            section.rows.push(Row::new(
-                format!("{count} kubectl-applied checks, {role}: VmRSS MiB"),
-                f1(now.rss_mib),
-            ));
-            section.rows.push(Row::new(
-                format!("{count} kubectl-applied checks, {role}: VmRSS MiB added per 1,000 checks"),
-                f1(per),
-            ));
-        }
+        let rss = [leader.rss_mib, follower.rss_mib];
+        push_added(
+            &mut section,
+            &mut added,
+            count,
+            Measured::KubectlApplied,
+            rss,
+            idle_rss,
+        );
     }
     let peer_stages = peer_stages(peer, plan).await;
     for ((count, leader, follower, apiserver_cpu), theirs) in ours.into_iter().zip(&peer_stages) {
@@ -189,6 +173,56 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         section.notes.push(note);
     }
     Ok(section)
+}
+
+/// Which replicas a figure of memory added is about.
+#[derive(Clone, Copy)]
+enum Measured {
+    /// Idle, never read.
+    Idle,
+    /// Idle, after serving /metrics, /json and the page.
+    Scraped,
+    /// Idle, with checks created as `kubectl apply` creates them.
+    KubectlApplied,
+}
+
+/// The VmRSS added per 1,000 checks above the idle replica of the same role, for the leader
+/// and the follower (`rss` and `idle` in that order) at `count` checks: a row and a raw
+/// figure each.
+fn push_added(
+    section: &mut Section,
+    added: &mut Vec<Value>,
+    count: usize,
+    measured: Measured,
+    rss: [f64; 2],
+    idle: [f64; 2],
+) {
+    let thousands = count as f64 / 1000.0;
+    for (i, role) in ["leader", "follower"].into_iter().enumerate() {
+        let per = (rss[i] - idle[i]) / thousands;
+        let mut raw = json!({"checks": count, "role": role, "rss_mib": rss[i],
+                             "rss_mib_per_1000_checks": per});
+        let what = match measured {
+            Measured::Idle => format!("{count} checks, {role}"),
+            Measured::Scraped => {
+                raw["scraped"] = json!(true);
+                format!("{count} checks, {role}, scraped")
+            }
+            Measured::KubectlApplied => {
+                raw["kubectl_applied"] = json!(true);
+                section.rows.push(Row::new(
+                    format!("{count} kubectl-applied checks, {role}: VmRSS MiB"),
+                    f1(rss[i]),
+                ));
+                format!("{count} kubectl-applied checks, {role}")
+            }
+        };
+        added.push(raw);
+        section.rows.push(Row::new(
+            format!("{what}: VmRSS MiB added per 1,000 checks"),
+            f1(per),
+        ));
+    }
 }
 
 /// How many times each replica is scraped before its memory is read again.
