@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod leader;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod page;
 pub mod replica;

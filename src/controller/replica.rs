@@ -13,6 +13,7 @@ use crate::controller::bounded;
 use crate::controller::cache::Cache;
 use crate::controller::config::Settings;
 use crate::controller::leader::{self, Elector, ElectorConfig, Holder, KubeLeaseStore, Leadership};
+use crate::controller::memory;
 use crate::controller::metrics;
 use crate::controller::metrics::ControllerMetrics;
 use crate::controller::report::{self, ReportContext};
@@ -90,6 +91,7 @@ fn spawn_elector(
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = client(&settings).await?;
+    memory::spawn_releaser();
     let shutdown = CancellationToken::new();
     // Listening first: a request that comes while the replica starts waits to be served
     // rather than being refused.

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::{HealthCheck, KuberhealthyCheck, KuberhealthyJob, KuberhealthyState, names};
+use crate::controller::memory;
 
 /// Objects per list request when a watch starts: a page is held whole, untrimmed, while it
 /// is parsed, and the allocator keeps that peak, so kube's default of 500 would cost
@@ -170,9 +171,13 @@ where
                         tracing::info!(resource = %kind, "cache synced");
                     }
                     changes.send_modify(|n| *n += 1);
+                    // The list's pages, parsed whole, are free now.
+                    memory::freed();
                 }
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
-                    changes.send_modify(|n| *n += 1)
+                    changes.send_modify(|n| *n += 1);
+                    // The object it replaced, and the event's own parse, are free now.
+                    memory::freed();
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -65,7 +65,8 @@ pub(crate) fn register(meter: &Meter, memo: Arc<PageMemo>) {
                     let [check, namespace] = attributes(key, &details.namespace);
                     gauge.observe(
                         1,
-                        &[check, namespace, KeyValue::new("blocked_by", dependency.clone())],
+                        // Sorted by name, as every series' labels.
+                        &[KeyValue::new("blocked_by", dependency.clone()), check, namespace],
                     );
                 }
             }

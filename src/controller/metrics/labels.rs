@@ -44,21 +44,23 @@ fn namespace_of<'a>(key: &'a str, details: &'a WorkloadDetails) -> &'a str {
     }
 }
 
-/// Labels of `kuberhealthy_check` and `kuberhealthy_job`: `check`, `namespace`, `status`, and
-/// `error` unless suppressed.
+/// Labels of `kuberhealthy_check` and `kuberhealthy_job`: `check`, `error` unless suppressed,
+/// `namespace`, `status`. Every series' labels are given sorted by name: the SDK keeps a
+/// second, sorted copy of any other order, per series.
 pub fn status_attributes(
     key: &str,
     details: &WorkloadDetails,
     config: &PromMetricsConfig,
 ) -> Vec<KeyValue> {
-    let mut attributes = vec![
-        KeyValue::new("check", key.to_string()),
-        KeyValue::new("namespace", namespace_of(key, details).to_string()),
-        KeyValue::new("status", if details.ok { "1" } else { "0" }),
-    ];
+    let mut attributes = vec![KeyValue::new("check", key.to_string())];
     if let Some(error) = error_label(&details.errors, config) {
         attributes.push(KeyValue::new("error", error));
     }
+    attributes.push(KeyValue::new(
+        "namespace",
+        namespace_of(key, details).to_string(),
+    ));
+    attributes.push(KeyValue::new("status", if details.ok { "1" } else { "0" }));
     attributes
 }
 
@@ -196,11 +198,12 @@ mod tests {
         let d = details("team-a", false, &["one", "two"], "1s");
         assert_eq!(
             pairs(&status_attributes("team-a/dns", &d, &config(false, 0))),
+            // Sorted by name: the SDK would keep a sorted copy of any other order.
             [
                 ("check", "team-a/dns"),
+                ("error", "one|two"),
                 ("namespace", "team-a"),
                 ("status", "0"),
-                ("error", "one|two"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
         );

@@ -18,21 +18,21 @@ pub const SUCCESS_TOTAL: &str = "kuberhealthy_check_success_total";
 pub const FAILURE_TOTAL: &str = "kuberhealthy_check_failure_total";
 pub const SECONDS_SINCE_SUCCESS: &str = "kuberhealthy_check_seconds_since_success";
 
-/// `check` (the bare name), `namespace`, and `severity`/`category` when the HealthCheck has them.
+/// `check` (the bare name), `namespace`, and `severity`/`category` when the HealthCheck has
+/// them; sorted by name (see [`super::labels::status_attributes`]).
 pub fn attributes(details: &CheckDetails) -> Vec<KeyValue> {
-    let mut attributes = vec![
-        KeyValue::new("check", details.name.clone()),
-        KeyValue::new("namespace", details.namespace.clone()),
-    ];
-    for (key, value) in [
-        ("severity", &details.severity),
-        ("category", &details.category),
-    ] {
-        if let Some(value) = value {
-            attributes.push(KeyValue::new(key, sanitized(value)));
-        }
-    }
-    attributes
+    let optional = |key: &'static str, value: &Option<String>| {
+        value.as_deref().map(|v| KeyValue::new(key, sanitized(v)))
+    };
+    [
+        optional("category", &details.category),
+        Some(KeyValue::new("check", details.name.clone())),
+        Some(KeyValue::new("namespace", details.namespace.clone())),
+        optional("severity", &details.severity),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// v3's label sanitising: `"` becomes `'`, line breaks spaces, at most 256 bytes.
@@ -87,4 +87,34 @@ pub(crate) fn register(meter: &Meter, memo: Arc<PageMemo<StatusPage>>) {
             observe_each(gauge, &memo.current(), |d| d.seconds_since_success)
         })
         .build();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_given_sorted_by_name() {
+        let details = CheckDetails {
+            name: "dns".into(),
+            namespace: "team-a".into(),
+            severity: Some("warning".into()),
+            category: Some("network".into()),
+            ..Default::default()
+        };
+        let keys: Vec<String> = attributes(&details)
+            .iter()
+            .map(|kv| kv.key.to_string())
+            .collect();
+        assert_eq!(keys, ["category", "check", "namespace", "severity"]);
+        let bare = CheckDetails {
+            name: "dns".into(),
+            ..Default::default()
+        };
+        let keys: Vec<String> = attributes(&bare)
+            .iter()
+            .map(|kv| kv.key.to_string())
+            .collect();
+        assert_eq!(keys, ["check", "namespace"]);
+    }
 }

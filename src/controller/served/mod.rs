@@ -203,6 +203,8 @@ impl<I: PartialEq + Clone> Served<I> {
             valid_until,
             document: document.clone(),
         }));
+        // The rendering's working memory, and the rendering it replaced, are free now.
+        crate::controller::memory::freed();
         Ok(document)
     }
 }

@@ -35,7 +35,8 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
          of {} s; then {} checks created as `kubectl apply` creates them (each with the \
          last-applied annotation, kubectl's field manager) on a control plane of their own; \
          after each stage's windows, each replica serves /metrics, /json and the HTML page {} \
-         times, a second apart, and its VmRSS is read again (\"scraped\")",
+         times, a second apart, and its VmRSS is read again {} s later (\"scraped\": between \
+         scrapes, after the replica returned the scrapes' freed memory)",
         32,
         plan.footprint_counts,
         DEFAULT_LEASE.describe(),
@@ -43,7 +44,8 @@ pub async fn run(plan: &Plan, peer: &Peer) -> Result<Section> {
         plan.idle_windows,
         plan.idle_window.as_secs(),
         plan.footprint_applied,
-        SCRAPES
+        SCRAPES,
+        RELEASED.as_secs()
     ));
     section.setup.push(
         "memory: VmRSS and VmHWM from /proc/<pid>/status at the end of the windows; CPU: \
@@ -228,6 +230,10 @@ fn push_added(
 /// How many times each replica is scraped before its memory is read again.
 const SCRAPES: usize = 3;
 
+/// How long after the last scrape the memory is read: a replica returns freed memory
+/// [`kuberhealthy::controller::memory::QUIET`] after a burst of work.
+const RELEASED: Duration = Duration::from_secs(3);
+
 /// VmRSS (MiB) of each replica after it served `/metrics`, the HTML page and `/json`
 /// [`SCRAPES`] times, a second apart, as a replica scraped by Prometheus and looked at does.
 async fn scraped_rss(world: &World, replicas: &[usize], pids: &[u32]) -> Result<Vec<f64>> {
@@ -253,6 +259,8 @@ async fn scraped_rss(world: &World, replicas: &[usize], pids: &[u32]) -> Result<
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // Between scrapes, once the replica has handed the scrapes' freed memory back.
+    tokio::time::sleep(RELEASED).await;
     pids.iter()
         .map(|&pid| Ok(procfs::memory(pid)?.rss_mib))
         .collect()
