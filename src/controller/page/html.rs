@@ -219,22 +219,71 @@ fn uptime_cell(uptime: Option<crate::api::uptime::Uptime>) -> Markup {
     }
 }
 
-/// The last 30 days, a cell per day: green all up, amber some down, red mostly down.
-fn day_bar(bar: &[Option<f64>]) -> Markup {
+/// The last 30 days, a cell per day: green all up, amber some down, red mostly down, grey
+/// no data. Days in a row that read the same are one element as wide as their cells (the
+/// stylesheet draws the cells), which keeps a row of the overview small.
+pub(super) fn day_bar(bar: &[Option<f64>]) -> Markup {
     html! {
         span.bar {
-            @for (i, day) in bar.iter().enumerate() {
-                @let ago = bar.len() - 1 - i;
-                @let (class, what) = match day {
-                    None => ("none", "no data".to_string()),
-                    Some(share) if *share >= 0.999 => ("up", percent(Some(share * 100.0))),
-                    Some(share) if *share >= 0.9 => ("part", percent(Some(share * 100.0))),
-                    Some(share) => ("down", percent(Some(share * 100.0))),
-                };
-                i class=(class) title={ (if ago == 0 { "today".to_string() } else { format!("{ago}d ago") }) ": " (what) } {}
+            @for run in day_runs(bar) {
+                i class=(run.class) style=[(run.days > 1).then(|| format!("--days:{}", run.days))]
+                    title={ (run.when()) ": " (run.what) } {}
             }
         }
     }
+}
+
+/// Days in a row of the bar that read the same.
+#[derive(Debug, PartialEq)]
+pub(super) struct DayRun {
+    pub class: &'static str,
+    pub what: String,
+    /// How many days ago the run's last day was (0: today).
+    pub last_ago: usize,
+    pub days: usize,
+}
+
+impl DayRun {
+    fn when(&self) -> String {
+        let ago = |n: usize| {
+            if n == 0 {
+                "today".to_string()
+            } else {
+                format!("{n}d ago")
+            }
+        };
+        match self.days {
+            1 => ago(self.last_ago),
+            days => format!("{} – {}", ago(self.last_ago + days - 1), ago(self.last_ago)),
+        }
+    }
+}
+
+/// The bar's days (oldest first) as runs of days with the same class and reading.
+pub(super) fn day_runs(bar: &[Option<f64>]) -> Vec<DayRun> {
+    let mut runs: Vec<DayRun> = Vec::new();
+    for (i, day) in bar.iter().enumerate() {
+        let ago = bar.len() - 1 - i;
+        let (class, what) = match day {
+            None => ("none", "no data".to_string()),
+            Some(share) if *share >= 0.999 => ("up", percent(Some(share * 100.0))),
+            Some(share) if *share >= 0.9 => ("part", percent(Some(share * 100.0))),
+            Some(share) => ("down", percent(Some(share * 100.0))),
+        };
+        match runs.last_mut() {
+            Some(run) if run.class == class && run.what == what => {
+                run.days += 1;
+                run.last_ago = ago;
+            }
+            _ => runs.push(DayRun {
+                class,
+                what,
+                last_ago: ago,
+                days: 1,
+            }),
+        }
+    }
+    runs
 }
 
 /// A Go duration cut to milliseconds for reading: `3.359431829s` reads `3.359s`.

@@ -425,3 +425,42 @@ fn the_overview_html_is_unchanged() {
     insta::assert_snapshot!("overview_page", page);
     insta::assert_snapshot!("overview_live", html::overview_live(&overview));
 }
+
+#[test]
+fn days_that_read_the_same_are_one_run_of_the_bar() {
+    let mut bar = vec![None; BAR_DAYS];
+    bar[26] = Some(1.0);
+    bar[27] = Some(1.0);
+    bar[28] = Some(0.95);
+    bar[29] = Some(0.5);
+    let runs = html::day_runs(&bar);
+    let seen: Vec<_> = runs
+        .iter()
+        .map(|r| (r.class, r.what.as_str(), r.days, r.last_ago))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("none", "no data", 26, 4),
+            ("up", "100%", 2, 2),
+            ("part", "95.00%", 1, 1),
+            ("down", "50.00%", 1, 0),
+        ]
+    );
+    assert_eq!(runs.iter().map(|r| r.days).sum::<usize>(), BAR_DAYS);
+    // Different readings of one colour stay apart: each keeps its own title.
+    let parts = html::day_runs(&[Some(0.95), Some(0.96)]);
+    assert_eq!(parts.len(), 2);
+}
+
+#[test]
+fn a_run_of_days_is_one_element_as_wide_as_its_days() {
+    let mut bar = vec![None; BAR_DAYS];
+    bar[29] = Some(1.0);
+    let markup = html::day_bar(&bar).into_string();
+    assert_eq!(
+        markup,
+        "<span class=\"bar\"><i class=\"none\" style=\"--days:29\" title=\"29d ago – 1d ago: no data\"></i>\
+         <i class=\"up\" title=\"today: 100%\"></i></span>"
+    );
+}
